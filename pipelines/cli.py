@@ -1,0 +1,21 @@
+"""The ``glcf`` command line (console script). Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="glcf",
+    help="GLCF logical anomaly detection: model, data, evaluation and the MLOps pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
