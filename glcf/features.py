@@ -1,0 +1,26 @@
+"""The tensors a GLCF forward pass returns (shared by the model, the loss and the scoring)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from torch import Tensor
+
+
+class GLCFFeatures(NamedTuple):
+    """Outputs of one forward pass; every entry is a list of three NCHW tensors, scales 1..3.
+
+    Scale s has stride 2**(s+1) (4, 8, 16) and the channel width of encoder tap s. The type is the
+    same in train and eval mode.
+
+    Attributes:
+        encoder: frozen encoder taps E1..E3 (targets; no gradient).
+        global_corr: Phi_G(G), the global correspondence network on the global semantic representation.
+        local_est: Psi_L(O), the local estimation network on the original patch representation.
+        global_est: Psi_G(O), the global estimation network on the original patch representation.
+    """
+
+    encoder: list[Tensor]
+    global_corr: list[Tensor]
+    local_est: list[Tensor]
+    global_est: list[Tensor]
