@@ -33,6 +33,7 @@ __all__ = [
     "TrainConfig",
     "config_from_dict",
     "config_to_dict",
+    "from_mapping",
     "preset",
 ]
 
@@ -386,7 +387,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             return value
         if not isinstance(value, Mapping):
             _fail(path, f"must be a mapping, got {type(value).__name__}")
-        return _from_mapping(tp, value, path)
+        return from_mapping(tp, value, path)
     if origin is Literal:
         if value not in get_args(tp):
             _fail(path, f"must be one of {', '.join(map(str, get_args(tp)))}; got {value!r}")
@@ -421,7 +422,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     return value
 
 
-def _from_mapping(cls: type, data: Mapping[str, Any], path: str) -> Any:
+def from_mapping(cls: type, data: Mapping[str, Any], path: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types raise ``ValueError`` naming the path."""
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -444,7 +446,7 @@ def config_from_dict(data: Mapping[str, Any], base: GLCFConfig | None = None) ->
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
-    return _from_mapping(GLCFConfig, merged, "")
+    return from_mapping(GLCFConfig, merged, "")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -1,0 +1,48 @@
+"""Small file helpers shared by the stages: atomic writes and content hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write (temp file + rename): a killed stage never leaves half a file."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as fh:
+        fh.write(text)
+        tmp = Path(fh.name)
+    tmp.replace(path)
+
+
+def read_json(path: Path, what: str = "file") -> Any:
+    """Read JSON, naming the file in the error when it is missing or malformed."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"{path}: {what} not found"
+        raise FileNotFoundError(msg) from None
+    except json.JSONDecodeError as exc:
+        msg = f"{path}: not valid JSON ({exc})"
+        raise ValueError(msg) from None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_json(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
