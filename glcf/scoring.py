@@ -1,0 +1,239 @@
+"""Anomaly maps and image scores: eq. (5)-(7) of the paper (spec section 7, with the fixes of 10 #9-11, #19).
+
+Per scale s (feature resolution, then bilinear ``align_corners=True`` up-sampling to the input size):
+
+* local map   d^L_s = mean_c (E_s - Psi_L(O)_s)^2
+* global map  d^G_s = mean_c (Phi_G(G)_s - Psi_G(O)_s)^2   (``map_source="estimation"``, the paper), or
+              d^G_s = mean_c (E_s - Phi_G(G)_s)^2          (``"correspondence"``, Fig. 11a ablation)
+
+Every per-scale map is smoothed with the same Gaussian (``scoring.sigma`` px at 224 px, scaled with
+the input size) at calibration and at test time. Then z-scores with the calibrated mu, sigma
+(:mod:`glcf.stats`), fusion ``A = alpha * sum_s w_s z^L_s + beta * sum_s w_s z^G_s`` and the image score
+(population std of ``A`` as in the paper; max or top-k mean as options). Everything is batched and
+generic in the number of scales and the sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import NamedTuple, overload
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from glcf.config import ScoringConfig
+from glcf.features import GLCFFeatures
+from glcf.smoothing import gaussian_blur, scaled_sigma
+from glcf.stats import NormStats
+
+__all__ = ["AnomalyScorer", "ScoreOutput", "error_map", "image_scores", "per_scale_maps", "resize_maps"]
+
+logger = logging.getLogger(__name__)
+
+
+class ScoreOutput(NamedTuple):
+    """Scores of one batch.
+
+    Attributes:
+        anomaly_map: ``[B, S, S]`` the map of the configured mode (fused, local or global).
+        image_score: ``[B]`` image score of ``anomaly_map``.
+        local_map: ``[B, S, S]`` A^L = sum_s w_s z^L_s.
+        global_map: ``[B, S, S]`` A^G = sum_s w_s z^G_s.
+        local_score: ``[B]`` image score of ``local_map`` (the "local only" setting).
+        global_score: ``[B]`` image score of ``global_map`` (the "global only" setting).
+    """
+
+    anomaly_map: Tensor
+    image_score: Tensor
+    local_map: Tensor
+    global_map: Tensor
+    local_score: Tensor
+    global_score: Tensor
+
+
+def error_map(a: Tensor, b: Tensor, size: int) -> Tensor:
+    """Channel-mean squared error up-sampled to ``size`` (eq. 5).
+
+    Args:
+        a: ``[B, C, h, w]`` features.
+        b: ``[B, C, h, w]`` features of the same shape.
+        size: output side in pixels.
+
+    Returns:
+        ``[B, size, size]`` float32 map (bilinear, ``align_corners=True`` as in the authors' code).
+    """
+    if a.shape != b.shape or a.ndim != 4:
+        msg = f"error_map: need two [B, C, h, w] tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        raise ValueError(msg)
+    d = (a.float() - b.float()).pow(2).mean(dim=1, keepdim=True)  # [B, 1, h, w]
+    if d.shape[-2:] != (size, size):
+        d = F.interpolate(d, size=(size, size), mode="bilinear", align_corners=True)
+    return d[:, 0]
+
+
+def per_scale_maps(features: GLCFFeatures, image_size: int, cfg: ScoringConfig) -> dict[str, Tensor]:
+    """Smoothed per-scale squared-error maps of both branches.
+
+    Args:
+        features: one forward pass; each field a list of S tensors ``[B, C_s, h_s, w_s]``.
+        image_size: side of the model input; the maps are up-sampled to it.
+        cfg: ``map_source`` picks the global map, ``sigma`` the smoothing.
+
+    Returns:
+        ``{"local": [B, S, H, H], "global": [B, S, H, H]}`` float32 with ``H = image_size``.
+    """
+    lengths = {name: len(getattr(features, name)) for name in GLCFFeatures._fields}
+    if len(set(lengths.values())) != 1 or not lengths["encoder"]:
+        msg = f"per_scale_maps: every feature list needs the same, non-zero number of scales, got {lengths}"
+        raise ValueError(msg)
+    if cfg.map_source == "estimation":
+        pairs_g = zip(features.global_corr, features.global_est, strict=True)
+    else:
+        pairs_g = zip(features.encoder, features.global_corr, strict=True)
+    local = [error_map(e, l_hat, image_size) for e, l_hat in zip(features.encoder, features.local_est, strict=True)]
+    glob = [error_map(a, b, image_size) for a, b in pairs_g]
+    sigma = scaled_sigma(cfg.sigma, image_size)
+    return {
+        "local": gaussian_blur(torch.stack(local, dim=1), sigma),
+        "global": gaussian_blur(torch.stack(glob, dim=1), sigma),
+    }
+
+
+def image_scores(maps: Tensor, method: str = "std", top_k_fraction: float = 0.01) -> Tensor:
+    """Image-level scores of ``[B, H, W]`` maps.
+
+    Args:
+        maps: ``[B, H, W]`` anomaly maps.
+        method: ``std`` (population standard deviation over pixels, the paper), ``max`` or
+            ``topk_mean`` (mean of the ``ceil(top_k_fraction * H * W)`` highest pixels, at least one).
+        top_k_fraction: fraction used by ``topk_mean``.
+
+    Returns:
+        ``[B]`` scores.
+    """
+    flat = maps.flatten(1)
+    if method == "std":
+        return flat.std(dim=1, correction=0)
+    if method == "max":
+        return flat.amax(dim=1)
+    if method == "topk_mean":
+        k = max(1, min(flat.shape[1], math.ceil(top_k_fraction * flat.shape[1])))
+        return flat.topk(k, dim=1).values.mean(dim=1)
+    msg = f"image_scores: method must be std, max or topk_mean, got {method!r}"
+    raise ValueError(msg)
+
+
+class AnomalyScorer:
+    """Turns :class:`GLCFFeatures` into anomaly maps and image scores with calibrated statistics.
+
+    Args:
+        cfg: scoring configuration (mode, alpha, beta, scale weights, sigma, image score, map source).
+        stats: statistics calibrated with the same ``sigma``, ``map_source`` and image size.
+        image_size: side of the model input in pixels.
+
+    Raises:
+        ValueError: when the statistics were made differently (size, smoothing, map source, scales).
+    """
+
+    def __init__(self, cfg: ScoringConfig, stats: NormStats, image_size: int) -> None:
+        mismatches = []
+        if stats.image_size != image_size:
+            mismatches.append(f"image_size {stats.image_size} != {image_size}")
+        if not math.isclose(stats.sigma, cfg.sigma, rel_tol=1e-9, abs_tol=1e-12):
+            mismatches.append(f"sigma {stats.sigma} != scoring.sigma {cfg.sigma}")
+        if stats.map_source != cfg.map_source:
+            mismatches.append(f"map_source {stats.map_source!r} != scoring.map_source {cfg.map_source!r}")
+        if stats.num_scales != len(cfg.scale_weights):
+            mismatches.append(f"{stats.num_scales} scales != {len(cfg.scale_weights)} scoring.scale_weights")
+        if mismatches:
+            msg = "AnomalyScorer: normalisation statistics do not match the scoring setup: " + "; ".join(mismatches)
+            raise ValueError(msg)
+        self.cfg = cfg
+        self.stats = stats
+        self.image_size = image_size
+
+    def maps(self, features: GLCFFeatures) -> dict[str, Tensor]:
+        """Per-scale maps (``{"local", "global"}: [B, S, H, H]``), as used for calibration."""
+        return per_scale_maps(features, self.image_size, self.cfg)
+
+    def branch_map(self, maps: Tensor, branch: str) -> Tensor:
+        """``sum_s w_s (d_s - mu_s) / sigma_s`` of one branch: ``[B, S, H, W] -> [B, H, W]`` (eq. 6)."""
+        mean, std = self.stats.tensors(branch, maps.device)
+        weights = torch.tensor(self.cfg.scale_weights, dtype=torch.float32, device=maps.device)
+        z = (maps.float() - mean[:, None, None]) / std[:, None, None]
+        return torch.einsum("bshw,s->bhw", z, weights)
+
+    def score_maps(self, maps: dict[str, Tensor]) -> ScoreOutput:
+        """Fuse precomputed per-scale maps (eq. 6-7) and score them."""
+        local = self.branch_map(maps["local"], "local")
+        glob = self.branch_map(maps["global"], "global")
+        if self.cfg.mode == "local":
+            fused = local
+        elif self.cfg.mode == "global":
+            fused = glob
+        else:
+            fused = self.cfg.alpha * local + self.cfg.beta * glob
+        method, k = self.cfg.image_score, self.cfg.top_k_fraction
+        return ScoreOutput(
+            anomaly_map=fused,
+            image_score=image_scores(fused, method, k),
+            local_map=local,
+            global_map=glob,
+            local_score=image_scores(local, method, k),
+            global_score=image_scores(glob, method, k),
+        )
+
+    def __call__(self, features: GLCFFeatures) -> ScoreOutput:
+        """Maps and scores of one batch of features."""
+        return self.score_maps(self.maps(features))
+
+
+@overload
+def resize_maps(maps: Tensor, sizes: tuple[int, int]) -> Tensor: ...
+@overload
+def resize_maps(maps: np.ndarray, sizes: tuple[int, int]) -> np.ndarray: ...
+@overload
+def resize_maps(maps: Tensor, sizes: Sequence[tuple[int, int]]) -> list[Tensor]: ...
+@overload
+def resize_maps(maps: np.ndarray, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]: ...
+
+
+def resize_maps(
+    maps: Tensor | np.ndarray, sizes: tuple[int, int] | Sequence[tuple[int, int]]
+) -> Tensor | np.ndarray | list[Tensor] | list[np.ndarray]:
+    """Resize ``[B, H, W]`` maps back to original image sizes (bilinear, ``align_corners=False``).
+
+    ``align_corners=False`` maps pixel centres onto pixel centres, the inverse of the image resize to
+    the model input, as the official MVTec LOCO evaluation expects maps at the original resolution.
+
+    Args:
+        maps: ``[B, H, W]`` tensor or float array.
+        sizes: one ``(height, width)`` for the whole batch (batched), or one per image.
+
+    Returns:
+        ``[B, height, width]`` (one size) or a list of ``[height_i, width_i]`` (per image), in the input's
+        type (numpy in, numpy out).
+    """
+    as_numpy = isinstance(maps, np.ndarray)
+    t = torch.from_numpy(np.ascontiguousarray(maps)) if as_numpy else maps
+    if t.ndim != 3:
+        msg = f"resize_maps: expected maps [B, H, W], got shape {tuple(t.shape)}"
+        raise ValueError(msg)
+    t = t if t.is_floating_point() else t.float()
+    per_image = len(sizes) > 0 and not isinstance(sizes[0], int | np.integer)
+    if not per_image:
+        h, w = (int(v) for v in sizes)  # type: ignore[union-attr]
+        out = F.interpolate(t[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+        return out.numpy() if as_numpy else out
+    if len(sizes) != t.shape[0]:
+        msg = f"resize_maps: {len(sizes)} sizes for {t.shape[0]} maps"
+        raise ValueError(msg)
+    outs = [
+        F.interpolate(m[None, None], size=(int(s[0]), int(s[1])), mode="bilinear", align_corners=False)[0, 0]
+        for m, s in zip(t, sizes, strict=True)  # type: ignore[arg-type]
+    ]
+    return [o.numpy() for o in outs] if as_numpy else outs
