@@ -1,0 +1,175 @@
+"""GLCF model: frozen encoder, semantic bottleneck, three decoders (paper Sec. III, spec Appendix A).
+
+``x -> E1..E4`` (frozen) ``-> T0 = MS-PEM(E2, E3, E4) -> (G, O) = SAM(T0)``, then
+``Phi_G(G)``, ``Psi_L(O)``, ``Psi_G(O)``, each a list of three NCHW maps matching E1..E3.
+
+Ablations (config ``ablation``): ``semantic_bottleneck=False`` feeds E4 to all three decoders
+(G = O = E4); ``ms_pem=False`` tokenises E4 only; ``sam=False`` uses a plain ViT encoder-decoder on
+the patch tokens, its output serving as both G and O.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from torch import Tensor, nn
+
+from glcf.bottleneck import MSPatchEmbed, SemanticAggregation
+from glcf.config import GLCFConfig
+from glcf.decoder import SwinDecoder
+from glcf.encoder import FrozenEncoder, build_encoder
+from glcf.features import GLCFFeatures
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GLCFModel", "build_glcf"]
+
+
+class GLCFModel(nn.Module):
+    """The GLCF network. Build it with :func:`build_glcf`.
+
+    Args:
+        config: the configuration it was built from (kept for checkpoints).
+        encoder: frozen encoder returning E1..E4.
+        ms_pem: multi-scale patch embedding, or ``None`` without semantic bottleneck.
+        sam: semantic aggregation module, or ``None`` without semantic bottleneck.
+        global_correspondence: Phi_G.
+        local_estimation: Psi_L.
+        global_estimation: Psi_G.
+        pem_taps: indices (into E1..E4) of the taps MS-PEM reads.
+
+    Attributes:
+        mean: input normalisation mean of the encoder (apply it in the data pipeline).
+        std: input normalisation std.
+
+    Example:
+        >>> from glcf import build_glcf, preset
+        >>> model = build_glcf(preset("tiny"))
+        >>> feats = model(torch.randn(2, 3, 64, 64))
+        >>> [f.shape[1] for f in feats.local_est]
+        [24, 40, 112]
+    """
+
+    def __init__(
+        self,
+        config: GLCFConfig,
+        encoder: FrozenEncoder,
+        ms_pem: MSPatchEmbed | None,
+        sam: SemanticAggregation | None,
+        global_correspondence: SwinDecoder,
+        local_estimation: SwinDecoder,
+        global_estimation: SwinDecoder,
+        pem_taps: tuple[int, ...] = (1, 2, 3),
+    ) -> None:
+        super().__init__()
+        if (ms_pem is None) != (sam is None):
+            msg = "GLCFModel: ms_pem and sam must both be given or both be None"
+            raise ValueError(msg)
+        self.config = config
+        self.encoder = encoder
+        self.ms_pem = ms_pem
+        self.sam = sam
+        self.global_correspondence = global_correspondence
+        self.local_estimation = local_estimation
+        self.global_estimation = global_estimation
+        self.pem_taps = pem_taps
+        self.mean: tuple[float, ...] = encoder.mean
+        self.std: tuple[float, ...] = encoder.std
+
+    def train(self, mode: bool = True) -> GLCFModel:
+        """Set train/eval mode for the trainable parts; the encoder always stays in eval."""
+        super().train(mode)
+        self.encoder.train(False)
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Every parameter except the frozen encoder's (what the optimiser gets)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("encoder.")]
+
+    def encode(self, x: Tensor) -> list[Tensor]:
+        """Frozen taps ``[E1..E4]`` of normalised images ``[B, 3, S, S]`` (no gradient)."""
+        return self.encoder(x)
+
+    def represent(self, taps: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """Global semantic and original patch representations ``(G, O)``, each ``[B, C4, S/32, S/32]``."""
+        if self.ms_pem is None or self.sam is None:
+            return taps[3], taps[3]  # "w/o SB": the deepest tap straight to every decoder
+        t0 = self.ms_pem([taps[i] for i in self.pem_taps])  # [B, L, D]
+        return self.sam(t0)
+
+    def forward(self, x: Tensor) -> GLCFFeatures:
+        """Run the encoder, the bottleneck and the three decoders.
+
+        Args:
+            x: normalised images ``[B, 3, S, S]``.
+
+        Returns:
+            GLCFFeatures with lists ``[scale1, scale2, scale3]`` of ``[B, C_s, S / 2**(s+1), ...]``.
+        """
+        taps = self.encode(x)
+        g, o = self.represent(taps)
+        return GLCFFeatures(
+            encoder=taps[:3],
+            global_corr=self.global_correspondence(g),
+            local_est=self.local_estimation(o),
+            global_est=self.global_estimation(o),
+        )
+
+
+def build_glcf(cfg: GLCFConfig) -> GLCFModel:
+    """Build a :class:`GLCFModel` from its configuration (the only config -> constructor mapping).
+
+    Raises:
+        glcf.weights.WeightsUnavailableError: pretrained encoder weights asked for but unavailable.
+        ValueError: a backbone without a 4/8/16/32 pyramid, or sizes that do not fit together.
+
+    Example:
+        >>> model = build_glcf(preset("tiny"))
+        >>> opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
+    """
+    size = cfg.image_size
+    encoder = build_encoder(cfg.encoder.name, cfg.encoder.weights, size)
+    c1, c2, c3, c4 = encoder.channels
+    grid32 = size // 32
+    b, ab = cfg.bottleneck, cfg.ablation
+    ms_pem = sam = None
+    pem_taps: tuple[int, ...] = ()
+    if ab.semantic_bottleneck:
+        p2, p3, p4 = b.patch_sizes
+        if ab.ms_pem:
+            pem_taps = (1, 2, 3)
+            ms_pem = MSPatchEmbed((c2, c3, c4), (size // 8, size // 16, size // 32), (p2, p3, p4), b.dim)
+        else:
+            pem_taps = (3,)
+            ms_pem = MSPatchEmbed((c4,), (grid32,), (p4,), b.dim)
+        sam = SemanticAggregation(
+            dim=b.dim,
+            depth=b.depth,
+            encoder_heads=b.encoder_heads,
+            decoder_heads=b.decoder_heads,
+            mlp_ratio=b.mlp_ratio,
+            grid=cfg.token_grid,
+            out_dim=c4,
+            out_patch=p4,
+            layout=b.layout if ab.sam else "plain",
+            semantic_tokens=b.semantic_tokens,
+            token_init_std=b.token_init_std,
+        )
+    elif not (ab.ms_pem and ab.sam):
+        logger.warning("ablation.semantic_bottleneck=false: ablation.ms_pem / ablation.sam have no effect")
+    d = cfg.decoder
+
+    def decoder() -> SwinDecoder:
+        return SwinDecoder(
+            in_dim=c4,
+            widths=(c1, c2, c3),
+            in_size=grid32,
+            depths=d.depths,
+            head_dim=d.head_dim,
+            window_size=d.window_size,
+            mlp_ratio=d.mlp_ratio,
+            drop_path_rate=d.drop_path_rate,
+        )
+
+    model = GLCFModel(cfg, encoder, ms_pem, sam, decoder(), decoder(), decoder(), pem_taps=pem_taps)
+    return model.train()
