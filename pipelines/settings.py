@@ -1,0 +1,135 @@
+"""Settings from the environment: the one place in the project that reads it (architecture.md, "Settings and secrets").
+
+Every field maps to an environment variable of the same name (case-insensitive); ``.env.example`` documents them all.
+Nothing is read at import: call :func:`get_settings` (or build :class:`Settings` directly, e.g. with keyword arguments
+in tests). Secrets are :class:`pydantic.SecretStr`, so ``repr``/``str`` of a settings object never shows them, and
+URLs carrying ``user:password@`` are shown with the password masked.
+
+To extend: add a typed field whose name is the environment variable in lower case (``glcf_foo: int = 3`` reads
+``GLCF_FOO``), with a default and, where a bad value is possible, a constraint (``Field(ge=1)``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Settings", "get_settings", "redact_url"]
+
+
+def redact_url(url: str | None) -> str | None:
+    """Mask the password of a URL's ``user:password@`` part, keep everything else.
+
+    Args:
+        url: any URL or ``None``.
+
+    Returns:
+        The URL with its password replaced by ``***`` (``None`` stays ``None``).
+    """
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class Settings(BaseSettings):
+    """Environment settings of the pipeline and the storage layer.
+
+    Field names are the environment variable names in lower case. ``None`` means "not configured": the
+    pipeline then uses its embedded defaults (local SQLite MLflow store, no Prefect server, no S3).
+    """
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False,
+        extra="ignore",
+        env_ignore_empty=True,
+        validate_default=True,
+        frozen=True,
+        hide_input_in_errors=True,
+    )
+
+    # MLflow tracking. None = the pipeline's local SQLite store.
+    mlflow_tracking_uri: str | None = None
+    mlflow_tracking_username: str | None = None
+    mlflow_tracking_password: SecretStr | None = None
+
+    # Prefect. None = Prefect's own default (a temporary local server).
+    prefect_api_url: str | None = None
+
+    # S3 credentials and endpoint (boto3 reads the same variables; we read them here to pass them explicitly).
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_default_region: str = "us-east-1"
+    mlflow_s3_endpoint_url: str | None = None
+    glcf_s3_endpoint_url: str | None = None
+
+    # Where datasets, reports and exported models live: s3://<bucket>/<prefix>/<kind>/...
+    glcf_s3_bucket: str | None = None
+    glcf_s3_prefix: str = ""
+
+    # Reliability: botocore retries and timeouts.
+    glcf_s3_retry_mode: Literal["standard", "adaptive"] = "standard"
+    glcf_s3_max_attempts: int = Field(default=5, ge=1, le=20)
+    glcf_s3_connect_timeout: float = Field(default=5.0, gt=0, le=300)
+    glcf_s3_read_timeout: float = Field(default=60.0, gt=0, le=3600)
+    glcf_s3_addressing_style: Literal["auto", "path", "virtual"] = "path"
+
+    @field_validator("glcf_s3_prefix")
+    @classmethod
+    def _strip_prefix(cls, value: str) -> str:
+        return value.strip("/")
+
+    @field_validator("glcf_s3_bucket")
+    @classmethod
+    def _check_bucket(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("s3://") or "/" in value):
+            msg = f"GLCF_S3_BUCKET must be a bucket name, not a URL or path: {value!r} (put the path in GLCF_S3_PREFIX)"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("mlflow_s3_endpoint_url", "glcf_s3_endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in {"http", "https"}:
+            msg = f"S3 endpoint URL must start with http:// or https://, got {redact_url(value)!r}"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def s3_endpoint_url(self) -> str | None:
+        """The S3 endpoint for the storage layer: ``GLCF_S3_ENDPOINT_URL``, else ``MLFLOW_S3_ENDPOINT_URL``."""
+        return self.glcf_s3_endpoint_url or self.mlflow_s3_endpoint_url
+
+    def __repr_args__(self) -> Any:
+        """Hide passwords embedded in URLs (SecretStr fields already mask themselves)."""
+        for name, value in super().__repr_args__():
+            if isinstance(value, str) and "://" in value:
+                yield name, redact_url(value)
+            else:
+                yield name, value
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment now (not cached: tests and long-lived workers see changes).
+
+    Args:
+        **overrides: field values that take precedence over the environment (e.g. in tests).
+
+    Returns:
+        A frozen :class:`Settings`.
+
+    Raises:
+        pydantic.ValidationError: a variable has a bad value; the message names the field.
+    """
+    return Settings(**overrides)
