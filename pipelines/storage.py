@@ -284,8 +284,9 @@ class ObjectStore:
     def download_file(self, key: str, path: str | os.PathLike[str], *, require_checksum: bool = True) -> TransferResult:
         """Download one object to ``path`` atomically, verifying its SHA-256 metadata.
 
-        The object is fetched into a temporary file beside ``path`` (pinned to the ETag seen by the HEAD, so a
-        concurrent overwrite cannot mix versions), hashed, and renamed over ``path`` only if it matches.
+        The object is fetched into a temporary file beside ``path``, hashed, and renamed over ``path`` only if it
+        matches the SHA-256 and size read by the HEAD before the transfer (an object overwritten in between is
+        reported as a mismatch, never accepted).
 
         Args:
             key: object key.
@@ -308,11 +309,8 @@ class ObjectStore:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            extra = {"IfMatch": head["ETag"]} if head.get("ETag") else None
-            self._call(
-                "download", key, self.client.download_file, self.bucket, key, tmp_name,
-                ExtraArgs=extra, Config=self.transfer_config,
-            )  # fmt: skip
+            download = self.client.download_file
+            self._call("download", key, download, self.bucket, key, tmp_name, Config=self.transfer_config)
             digest, size = sha256_file(tmp)
             if size != head.get("ContentLength") or (expected is not None and digest != expected):
                 msg = (
