@@ -120,7 +120,8 @@ def start_local_stack(state_dir: Path, *extra: str, timeout: float = 300) -> Loc
     """``stack.py up`` with moto, free ports and no Prefect UI; raises with the script's output on failure."""
     ports = [f"--{name}-port=0" for name in ("postgres", "s3", "mlflow", "prefect")]
     t0 = time.monotonic()
-    proc = run_stack("--state-dir", str(state_dir), "up", "--s3", "moto", "--no-prefect-ui", *ports, *extra, timeout=timeout)
+    args = ["--state-dir", str(state_dir), "up", "--s3", "moto", "--no-prefect-ui", *ports, *extra]
+    proc = run_stack(*args, timeout=timeout)
     elapsed = time.monotonic() - t0
     if proc.returncode != 0:
         run_stack("--state-dir", str(state_dir), "down")
