@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from pipelines.commands import remote
+
 app = typer.Typer(
     name="glcf",
     help="GLCF logical anomaly detection: model, data, evaluation and the MLOps pipeline.",
@@ -11,6 +13,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+app.add_typer(remote.app, name="remote")
 
 
 def main() -> None:
