@@ -245,3 +245,57 @@ def test_norm_stats_round_trip_and_validation() -> None:
     const = {"local": torch.ones(2, 3, 8, 8), "global": torch.rand(2, 3, 8, 8)}
     with pytest.raises(ValueError, match="constant map"):
         compute_norm_stats([const], ScoringConfig())
+
+
+# --------------------------------------------------------------------------------------------
+# calibration and prediction with a real (tiny) model
+
+
+class _DictImages(torch.utils.data.Dataset):
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "label": i % 2, "index": i}
+
+
+def test_calibrate_and_predict_with_the_tiny_model() -> None:
+    from glcf.config import preset
+    from glcf.inference import calibrate, predict
+    from glcf.model import build_glcf
+
+    torch.manual_seed(0)
+    model = build_glcf(preset("tiny"))
+    cfg = model.config.scoring
+    images = torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+
+    stats = calibrate(model, list(images), model.config, batch_size=3, device="cpu", progress=False)
+    assert model.training  # the previous mode is restored
+    # independent reference: one image at a time, numpy definition of spec 7.2
+    model.eval()
+    with torch.no_grad():
+        per_image = [per_scale_maps(model(images[i : i + 1]), 64, cfg) for i in range(5)]
+    for branch in ("local", "global"):
+        m = torch.cat([p[branch] for p in per_image]).double().numpy()  # [5, 3, 64, 64]
+        np.testing.assert_allclose(getattr(stats, f"{branch}_mean"), m.mean(axis=(2, 3)).mean(0), rtol=1e-4)
+        np.testing.assert_allclose(getattr(stats, f"{branch}_std"), m.std(axis=(2, 3)).mean(0), rtol=1e-4)
+    assert (stats.num_images, stats.image_size) == (5, 64)
+
+    scorer = AnomalyScorer(ScoringConfig(mode="local"), stats, 64)
+    result = predict(model, _DictImages(images), scorer, batch_size=2, device="cpu", progress=False, keep_maps=True)
+    assert result.anomaly_maps is not None
+    assert result.anomaly_maps.shape == (5, 64, 64)
+    assert result.anomaly_maps.dtype == np.float32
+    assert result.image_scores.dtype == np.float32
+    np.testing.assert_array_equal(result.labels, [0, 1, 0, 1, 0])
+    np.testing.assert_array_equal(result.indices, np.arange(5))
+    # on the calibration images themselves each z-scored scale has mean 0, so the local map averages to 0
+    assert abs(result.anomaly_maps.mean()) < 1e-3 * np.abs(result.anomaly_maps).mean()
+    np.testing.assert_allclose(result.image_scores, result.anomaly_maps.reshape(5, -1).std(axis=1), rtol=1e-4)
+    np.testing.assert_allclose(result.image_scores, result.local_scores)
+    assert predict(model, list(images), scorer, device="cpu", progress=False).anomaly_maps is None
+    with pytest.raises(ValueError, match="empty"):
+        calibrate(model, [], device="cpu", progress=False)

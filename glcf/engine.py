@@ -1,0 +1,303 @@
+"""Training engine: AdamW on the trainable parts, step LR, checkpoints, exact resume (spec 6, 10 #2-3, #15-16).
+
+One :func:`fit` call trains a GLCF model on normal images with the recipe of the paper / authors' code:
+AdamW (betas 0.9/0.95, weight decay 0.01, eps 1e-8) over ``model.trainable_parameters()`` only,
+lr 1e-4 stepping to 1e-5 after ``train.lr_step_fraction`` of the epochs, batch 8, shuffled with a
+seeded generator, last incomplete batch dropped. Fixes of spec section 10: gradients are zeroed every
+step, the encoder stays frozen in eval mode, everything is seeded, the last epoch's weights are kept
+(no selection on test data), and a non-finite loss stops the run with :class:`NonFiniteLossError`.
+
+Per-epoch numbers go to an injected ``on_epoch_end(record)`` callback (the pipeline logs them to MLflow;
+this library never imports a tracker). A checkpoint is written after every epoch; ``resume_from``
+continues exactly where it stopped (weights, optimizer, scheduler, RNG and data order).
+
+Multi-process training (``torchrun`` DDP, a later issue) plugs in at :func:`train_one_epoch`: pass the
+DDP-wrapped model and a loader built with a ``DistributedSampler`` (``make_loader(sampler=...)``); the
+optimizer and checkpoints keep working on the unwrapped model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from glcf.checkpoint import read_checkpoint, restore_weights, save_checkpoint
+from glcf.config import TrainConfig, config_to_dict
+from glcf.features import GLCFFeatures
+from glcf.runtime import (
+    autocast,
+    get_rng_state,
+    images_from_batch,
+    make_loader,
+    resolve_amp,
+    resolve_device,
+    seed_everything,
+    set_rng_state,
+)
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "FitResult",
+    "NonFiniteLossError",
+    "build_optimizer",
+    "build_scheduler",
+    "fit",
+    "train_one_epoch",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.pt"
+LossFn = Callable[[GLCFFeatures], tuple[Tensor, dict[str, Tensor]]]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; names the epoch and step (the last checkpoint stays valid)."""
+
+    def __init__(self, epoch: int, step: int, value: float, parts: dict[str, float] | None = None) -> None:
+        self.epoch, self.step, self.value, self.parts = epoch, step, value, dict(parts or {})
+        detail = ", ".join(f"{k}={v:.4g}" for k, v in self.parts.items())
+        super().__init__(
+            f"non-finite training loss {value} at epoch {epoch}, step {step}" + (f" ({detail})" if detail else "")
+        )
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`.
+
+    Attributes:
+        history: one record per completed epoch (resumed runs include the earlier epochs).
+        checkpoint_path: the last checkpoint written, or None without ``checkpoint_dir``.
+        epochs_run: epochs trained by this call.
+        final_epoch: completed epochs in total (``train.epochs`` on success).
+        seconds: wall time of this call's training loop.
+        images_per_second: training throughput of this call.
+    """
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint_path: Path | None = None
+    epochs_run: int = 0
+    final_epoch: int = 0
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over ``model.trainable_parameters()`` only (never the frozen encoder)."""
+    params = [p for p in model.trainable_parameters() if p.requires_grad]
+    if not params:
+        msg = "build_optimizer: the model has no trainable parameters"
+        raise ValueError(msg)
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-epoch step schedule: ``lr`` before epoch ``round(lr_step_fraction * epochs)``, ``lr_final`` from it on."""
+    milestone = round(cfg.lr_step_fraction * cfg.epochs)
+    factor = cfg.lr_final / cfg.lr
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0 if epoch < milestone else factor)
+
+
+def _float_features(features: GLCFFeatures) -> GLCFFeatures:
+    return GLCFFeatures(*[[t.float() for t in taps] for taps in features])
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    *,
+    epoch: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    grad_clip_norm: float = 0.0,
+    progress: bool = True,
+) -> dict[str, float]:
+    """One pass over ``loader``; returns the mean total loss and parts (``loss``, ``loss/<part>``) and ``images``.
+
+    Raises:
+        NonFiniteLossError: on a NaN/inf loss, before the weights are touched.
+    """
+    model.train()
+    sums: dict[str, float] = {}
+    images_seen = 0
+    bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
+    for step, batch in enumerate(bar):
+        images = images_from_batch(batch).to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, amp_dtype):
+            features = model(images)
+        total, parts = loss_fn(_float_features(features))  # loss in fp32 even under bf16 autocast
+        value = float(total.detach())
+        part_values = {k: float(v.detach()) for k, v in parts.items()}
+        if not math.isfinite(value):
+            raise NonFiniteLossError(epoch, step, value, part_values)
+        total.backward()
+        if grad_clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip_norm)
+        optimizer.step()
+        n = images.shape[0]
+        images_seen += n
+        for k, v in {"loss": value, **{f"loss/{k}": v for k, v in part_values.items()}}.items():
+            sums[k] = sums.get(k, 0.0) + v * n
+        bar.set_postfix(loss=f"{value:.4g}")
+    if images_seen == 0:
+        msg = f"epoch {epoch}: the data loader yielded no batch"
+        raise RuntimeError(msg)
+    return {**{k: v / images_seen for k, v in sums.items()}, "images": float(images_seen)}
+
+
+def _default_loss(model: nn.Module) -> LossFn:
+    from glcf.loss import GLCFLoss
+
+    return GLCFLoss(model.config.loss)
+
+
+def fit(
+    model: nn.Module,
+    dataset: Dataset,
+    cfg: TrainConfig | None = None,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    loss_fn: LossFn | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train ``model`` on ``dataset`` (normal images) for ``cfg.epochs`` epochs.
+
+    Args:
+        model: a GLCF model (``model(x) -> GLCFFeatures``, ``trainable_parameters()``, ``config``);
+            trained in place and moved to the training device.
+        dataset: map-style dataset of ``[3, S, S]`` tensors or dicts with ``image``.
+        cfg: training setup; ``None`` uses ``model.config.train``.
+        checkpoint_dir: where ``last.pt`` is (over)written after every epoch; ``None`` writes nothing.
+        resume_from: a checkpoint of an interrupted run of the same setup; training continues after its
+            epoch with its weights, optimizer, scheduler, RNG state and history.
+        on_epoch_end: called after each epoch (and its checkpoint) with the epoch record: ``epoch``
+            (1-based count of completed epochs), ``loss``, ``loss/<part>``, ``lr``, ``seconds``,
+            ``images_per_second``.
+        loss_fn: ``features -> (total, parts)``; default ``GLCFLoss(model.config.loss)``.
+        progress: show tqdm bars with the running loss.
+
+    Returns:
+        :class:`FitResult`.
+
+    Raises:
+        ValueError: empty dataset, no trainable parameters, an unavailable device.
+        NonFiniteLossError: NaN/inf loss (naming epoch and step).
+        CheckpointError: an unreadable or mismatching ``resume_from``.
+    """
+    cfg = cfg if cfg is not None else model.config.train
+    n_images = len(dataset)  # type: ignore[arg-type]
+    if n_images == 0:
+        msg = "fit: the training dataset is empty"
+        raise ValueError(msg)
+    device = resolve_device(cfg.device)
+    amp_dtype = resolve_amp(cfg.amp, device)
+    loss_fn = loss_fn if loss_fn is not None else _default_loss(model)
+    run_config = model.config.replace(train=cfg)
+    seed_everything(cfg.seed)
+    model.to(device)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume_from is not None:
+        start_epoch, history = _resume(resume_from, model, optimizer, scheduler, cfg)
+    drop_last = n_images >= cfg.batch_size
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    logger.info(
+        "fit: %d images, epochs %d..%d, device %s, amp %s", n_images, start_epoch, cfg.epochs, device, amp_dtype
+    )
+
+    t_start, images_total = time.perf_counter(), 0.0
+    for epoch in range(start_epoch, cfg.epochs):
+        t_epoch = time.perf_counter()
+        loader = make_loader(
+            dataset,
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed * 1_000_003 + epoch,
+            num_workers=cfg.num_workers,
+            drop_last=drop_last,
+            device=device,
+        )
+        lr = optimizer.param_groups[0]["lr"]
+        stats = train_one_epoch(
+            model,
+            loader,
+            optimizer,
+            loss_fn,
+            epoch=epoch,
+            device=device,
+            amp_dtype=amp_dtype,
+            grad_clip_norm=cfg.grad_clip_norm,
+            progress=progress,
+        )
+        scheduler.step()
+        seconds = time.perf_counter() - t_epoch
+        images = stats.pop("images")
+        images_total += images
+        record = {"epoch": epoch + 1, **stats, "lr": lr, "seconds": seconds, "images_per_second": images / seconds}
+        history.append(record)
+        if ckpt_path is not None:
+            save_checkpoint(
+                ckpt_path,
+                model,
+                epoch=epoch + 1,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                history=history,
+                rng_state=get_rng_state(),
+                config=run_config,
+            )
+        if on_epoch_end is not None:
+            on_epoch_end(dict(record))
+        logger.info("epoch %d/%d loss %.5g (%.1f s)", epoch + 1, cfg.epochs, record["loss"], seconds)
+    seconds = time.perf_counter() - t_start
+    return FitResult(
+        history=history,
+        checkpoint_path=ckpt_path if ckpt_path is not None and ckpt_path.exists() else None,
+        epochs_run=max(0, cfg.epochs - start_epoch),
+        final_epoch=max(cfg.epochs, start_epoch),
+        seconds=seconds,
+        images_per_second=images_total / seconds if seconds > 0 else 0.0,
+    )
+
+
+def _resume(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    cfg: TrainConfig,
+) -> tuple[int, list[dict[str, Any]]]:
+    data = read_checkpoint(path, map_location="cpu")
+    restore_weights(model, data, path)
+    if data.get("optimizer") is None or data.get("scheduler") is None:
+        msg = f"{path}: holds no optimizer/scheduler state; it cannot be resumed (load it with load_checkpoint)"
+        raise ValueError(msg)
+    optimizer.load_state_dict(data["optimizer"])
+    scheduler.load_state_dict(data["scheduler"])
+    if data.get("rng_state") is not None:
+        set_rng_state(data["rng_state"])
+    stored = data["config"].get("train", {})
+    changed = {k: (stored.get(k), v) for k, v in config_to_dict(cfg).items() if stored.get(k) != v}
+    if changed:
+        logger.warning("resuming %s with a different train config: %s", path, changed)
+    epoch = int(data["epoch"])
+    logger.info("resuming from %s after epoch %d", path, epoch)
+    return epoch, list(data.get("history") or [])
