@@ -55,7 +55,7 @@ def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
     if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
         msg = f"mean and std must be three values with std > 0, got mean={mean!r} std={std!r}"
         raise ValueError(msg)
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(torch.float32).div_(255.0)
+    x = torch.from_numpy(np.asarray(image).astype(np.float32)).div_(255.0)  # astype: a writable copy
     x = x.movedim(-1, -3)  # [..., H, W, 3] -> [..., 3, H, W]
     m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)

@@ -38,7 +38,7 @@ class Curve:
 
     def auc(self, limit: float) -> float:
         """Area up to ``limit`` divided by ``limit`` (see ``area_under_curve``)."""
-        return area_under_curve(self.fpr, self.y, limit) / limit
+        return float(area_under_curve(self.fpr, self.y, limit) / limit)
 
 
 def area_under_curve(x: np.ndarray, y: np.ndarray, limit: float) -> float:
@@ -66,7 +66,7 @@ def area_under_curve(x: np.ndarray, y: np.ndarray, limit: float) -> float:
         j = int(np.searchsorted(x, limit, side="right"))  # first x > limit
         y_lim = y[j - 1] + (y[j] - y[j - 1]) * (limit - x[j - 1]) / (x[j] - x[j - 1])
         area += 0.5 * (y_lim + y[j - 1]) * (limit - x[j - 1])
-    return area
+    return float(area)
 
 
 def count_at_least(sorted_groups: Sequence[np.ndarray], thresholds: np.ndarray, *, strict: bool) -> np.ndarray:

@@ -22,29 +22,12 @@ from glcf.data.images import load_defect_masks
 from glcf.data.loco import read_loco
 from glcf.metrics.auroc import image_auroc_by_type
 from glcf.metrics.maps import MAP_SUFFIXES, find_map_file, read_anomaly_map, resize_map
+from glcf.metrics.report import json_ready, limit_key
 from glcf.metrics.spro import SPRO_LIMITS, loco_localization
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["evaluate_loco_maps", "limit_key"]
-
-
-def limit_key(limit: float) -> str:
-    """JSON key of an FPR limit: ``0.05`` -> ``"0.05"``, ``1.0`` -> ``"1.0"``."""
-    return repr(float(limit))
-
-
-def _clean(value: Any) -> Any:
-    """NaN -> None, numpy scalars -> Python, for strict JSON."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
+__all__ = ["evaluate_loco_maps"]
 
 
 def evaluate_loco_maps(
@@ -113,7 +96,7 @@ def evaluate_loco_maps(
     summary = {f"spro_0.05_{t}": per.get(0.05) for t, per in loc.auc.items()}
     summary |= {f"image_auroc_{t}": v for t, v in auroc.items()}
     summary["pixel_auroc"] = loc.pixel_auroc
-    return _clean(
+    return json_ready(
         {
             "category": category,
             "n_images": n_images,

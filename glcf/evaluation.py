@@ -1,0 +1,213 @@
+"""Evaluate a category from its test scores and anomaly maps: ``metrics.json``, per-image CSV, PNG plots.
+
+What is computed (metrics.md; spec section 10, items 12-13):
+
+* image AUROC, total and normal vs each anomaly type (``mean`` = logical/structural average for
+  LOCO), twice and labelled: with the model's own image score (GLCF: map std) and with the map
+  maximum (the official scripts' score);
+* pixel AUROC over all pixels of all test images, **at each image's original resolution** (maps of
+  any size are resized bilinearly to it), computed exactly from sorted scores;
+* PRO (MVTec AD, FPR <= 0.3) or sPRO (LOCO, limits 0.01 ... 1.0; 0.05 is the headline), per type and in total;
+* precision / recall / F1 / accuracy at a threshold calibrated on normal images only.
+
+The folder layout has image-level labels only: pixel metrics are left out there.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from glcf.data.images import load_defect_masks, load_mask
+from glcf.data.types import CategoryData
+from glcf.metrics.auroc import image_auroc_by_type
+from glcf.metrics.localization import LocalizationResult
+from glcf.metrics.maps import resize_map
+from glcf.metrics.pro import PRO_LIMIT, mvtec_localization
+from glcf.metrics.report import json_ready, limit_key
+from glcf.metrics.spro import SPRO_LIMITS, loco_localization
+from glcf.metrics.threshold import Threshold, classification_metrics_by_type
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EvaluationResult", "evaluate_predictions"]
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What ``evaluate_predictions`` wrote.
+
+    Attributes:
+        metrics: the content of ``metrics.json``; ``metrics["summary"]`` is a flat
+            ``{name: float}`` ready for metric trackers.
+        metrics_path: ``<out>/metrics.json``.
+        csv_path: ``<out>/per_image.csv``.
+        plots: plot name -> PNG path.
+    """
+
+    metrics: dict[str, Any]
+    metrics_path: Path
+    csv_path: Path
+    plots: dict[str, Path]
+
+
+def _localization(data: CategoryData, maps: list[np.ndarray], limits: Sequence[float]) -> LocalizationResult:
+    types = [s.anomaly_type for s in data.test]
+    names = [str(s.path) for s in data.test]
+    if data.format == "loco":
+        defects = [load_defect_masks(s, data.defects) if s.label else [] for s in data.test]
+        return loco_localization(maps, types, defects, limits, names=names)
+    masks = [load_mask(s) if s.mask_paths else None for s in data.test]
+    return mvtec_localization(maps, types, masks, limits, names=names)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def evaluate_predictions(
+    data: CategoryData,
+    image_scores: Sequence[float],
+    anomaly_maps: Sequence[np.ndarray] | np.ndarray | None,
+    out_dir: str | Path,
+    *,
+    threshold: Threshold | float | None = None,
+    score_name: str = "model",
+    extra_scores: dict[str, Sequence[float]] | None = None,
+    spro_limits: Sequence[float] = SPRO_LIMITS,
+    pro_limit: float = PRO_LIMIT,
+    plots: bool = True,
+    gallery_size: int = 12,
+) -> EvaluationResult:
+    """Compute every metric of a category's test split and write the report.
+
+    Args:
+        data: the category (its ``test`` samples define the order of scores and maps).
+        image_scores: ``[N]`` the model's own image score per test sample.
+        anomaly_maps: ``[N, S, S]`` array or a list of ``[h_i, w_i]`` maps (any resolution), or None
+            for image-level evaluation only.
+        out_dir: folder for ``metrics.json``, ``per_image.csv`` and ``plots/``.
+        threshold: decision threshold (calibrated on normal images) for precision/recall/F1.
+        score_name: what the model score is, for the report (e.g. ``std``).
+        extra_scores: further per-image scores for the CSV and their AUROC (e.g. ``local``, ``global``).
+        spro_limits: sPRO FPR limits (LOCO).
+        pro_limit: PRO FPR limit (MVTec AD).
+        plots: write the PNG plots.
+        gallery_size: images in the gallery.
+
+    Returns:
+        ``EvaluationResult``.
+
+    Raises:
+        ValueError: scores or maps whose count differs from the test split, or non-finite scores.
+    """
+    out = Path(out_dir)
+    n = len(data.test)
+    scores = np.asarray(image_scores, dtype=np.float64)
+    if scores.shape != (n,):
+        msg = f"image_scores: expected {n} scores (one per test image), got shape {scores.shape}"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(scores)):
+        msg = f"image_scores: {int(np.sum(~np.isfinite(scores)))} non-finite score(s)"
+        raise ValueError(msg)
+    if anomaly_maps is not None and len(anomaly_maps) != n:
+        msg = f"anomaly_maps: expected {n} maps (one per test image), got {len(anomaly_maps)}"
+        raise ValueError(msg)
+    types = [s.anomaly_type for s in data.test]
+    labels = [s.label for s in data.test]
+    thr = threshold.value if isinstance(threshold, Threshold) else threshold
+
+    metrics: dict[str, Any] = {
+        "category": data.category,
+        "format": data.format,
+        "n_images": {t: types.count(t) for t in sorted(set(types))},
+        "image_score": score_name,
+        "image_auroc": image_auroc_by_type(types, labels, scores),
+    }
+    summary: dict[str, float] = {f"image_auroc_{k}": v for k, v in metrics["image_auroc"].items()}
+    for name, values in (extra_scores or {}).items():
+        metrics[f"image_auroc_{name}"] = image_auroc_by_type(types, labels, values)
+        summary |= {f"image_auroc_{name}_{k}": v for k, v in metrics[f"image_auroc_{name}"].items()}
+
+    full: list[np.ndarray] = []
+    map_max = None
+    loc = None
+    if anomaly_maps is not None:
+        full = [
+            resize_map(np.asarray(anomaly_maps[i]), s.size)
+            for i, s in enumerate(tqdm(data.test, desc="resize maps", unit="map", leave=False))
+        ]
+        map_max = np.array([float(m.max()) for m in full])
+        metrics["image_auroc_map_max"] = image_auroc_by_type(types, labels, map_max)
+        summary |= {f"image_auroc_map_max_{k}": v for k, v in metrics["image_auroc_map_max"].items()}
+        metrics["pixel_resolution"] = "original image size (maps resized bilinearly)"
+        if data.has_masks:
+            limits = spro_limits if data.format == "loco" else (pro_limit,)
+            loc = _localization(data, full, limits)
+            key = "spro" if data.format == "loco" else "pro"
+            metrics["pixel_auroc"] = loc.pixel_auroc
+            metrics[key] = {t: {limit_key(k): v for k, v in per.items()} for t, per in loc.auc.items()}
+            metrics[f"n_{'defects' if key == 'spro' else 'regions'}"] = loc.n_units
+            headline = 0.05 if key == "spro" and 0.05 in spro_limits else limits[0]
+            summary["pixel_auroc"] = loc.pixel_auroc
+            summary |= {f"{key}_{limit_key(headline)}_{t}": per[headline] for t, per in loc.auc.items()}
+    if thr is not None:
+        metrics["threshold"] = threshold.to_dict() if isinstance(threshold, Threshold) else {"value": thr}
+        metrics["classification"] = classification_metrics_by_type(types, labels, scores, thr)
+        summary |= {
+            f"{m}_{t}": v[m] for t, v in metrics["classification"].items() for m in ("precision", "recall", "f1")
+        }
+    metrics["summary"] = summary
+    metrics = json_ready(metrics)
+
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / "metrics.json"
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    rows = []
+    for i, s in enumerate(data.test):
+        row: dict[str, Any] = {"path": str(s.path), "label": s.label, "type": s.anomaly_type, "score": float(scores[i])}
+        if map_max is not None:
+            row["map_max"] = float(map_max[i])
+        for name, values in (extra_scores or {}).items():
+            row[f"score_{name}"] = float(values[i])
+        if thr is not None:
+            row["decision"] = int(scores[i] > thr)
+        rows.append(row)
+    csv_path = out / "per_image.csv"
+    _write_csv(csv_path, rows)
+
+    written: dict[str, Path] = {}
+    if plots:
+        from glcf import plots as P
+
+        pdir = out / "plots"
+        written["roc"] = P.plot_roc_curves(
+            types, labels, scores, pdir / "roc.png", title=f"{data.category}: {score_name}"
+        )
+        written["score_histogram"] = P.plot_score_histograms(
+            types, labels, scores, pdir / "score_histogram.png", threshold=thr, title=f"{data.category}: {score_name}"
+        )
+        if loc is not None:
+            key = "spro" if data.format == "loco" else "pro"
+            lim = 0.05 if key == "spro" else pro_limit
+            written[f"{key}_curves"] = P.plot_overlap_curves(
+                loc.curves, pdir / f"{key}_curves.png", limit=lim, ylabel=key.upper().replace("S", "s", 1)
+            )
+        if full:
+            written["gallery"] = P.plot_gallery(
+                data.test, full, list(scores), pdir / "gallery.png", n=gallery_size, threshold=thr
+            )
+    logger.info("evaluation of %s written to %s: %s", data.category, out, summary)
+    return EvaluationResult(metrics, metrics_path, csv_path, written)
