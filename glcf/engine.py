@@ -62,13 +62,21 @@ LossFn = Callable[[GLCFFeatures], tuple[Tensor, dict[str, Tensor]]]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; names the epoch and step (the last checkpoint stays valid)."""
+    """The training loss became NaN or infinite; names the epoch and step (the last checkpoint stays valid).
+
+    Attributes:
+        epoch: 0-based epoch index (the checkpoint on disk holds ``epoch`` completed epochs).
+        step: 0-based step within the epoch.
+        value: the loss value.
+        parts: the loss terms at that step.
+    """
 
     def __init__(self, epoch: int, step: int, value: float, parts: dict[str, float] | None = None) -> None:
         self.epoch, self.step, self.value, self.parts = epoch, step, value, dict(parts or {})
         detail = ", ".join(f"{k}={v:.4g}" for k, v in self.parts.items())
         super().__init__(
-            f"non-finite training loss {value} at epoch {epoch}, step {step}" + (f" ({detail})" if detail else "")
+            f"non-finite training loss {value} at epoch index {epoch}, step index {step} (0-based)"
+            + (f" ({detail})" if detail else "")
         )
 
 
@@ -224,49 +232,52 @@ def fit(
     )
 
     t_start, images_total = time.perf_counter(), 0.0
-    for epoch in range(start_epoch, cfg.epochs):
-        t_epoch = time.perf_counter()
-        loader = make_loader(
-            dataset,
-            cfg.batch_size,
-            shuffle=True,
-            seed=cfg.seed * 1_000_003 + epoch,
-            num_workers=cfg.num_workers,
-            drop_last=drop_last,
-            device=device,
-        )
-        lr = optimizer.param_groups[0]["lr"]
-        stats = train_one_epoch(
-            model,
-            loader,
-            optimizer,
-            loss_fn,
-            epoch=epoch,
-            device=device,
-            amp_dtype=amp_dtype,
-            grad_clip_norm=cfg.grad_clip_norm,
-            progress=progress,
-        )
-        scheduler.step()
-        seconds = time.perf_counter() - t_epoch
-        images = stats.pop("images")
-        images_total += images
-        record = {"epoch": epoch + 1, **stats, "lr": lr, "seconds": seconds, "images_per_second": images / seconds}
-        history.append(record)
-        if ckpt_path is not None:
-            save_checkpoint(
-                ckpt_path,
-                model,
-                epoch=epoch + 1,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                history=history,
-                rng_state=get_rng_state(),
-                config=run_config,
+    with tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="epoch", disable=not progress) as epoch_bar:
+        for epoch in range(start_epoch, cfg.epochs):
+            t_epoch = time.perf_counter()
+            loader = make_loader(
+                dataset,
+                cfg.batch_size,
+                shuffle=True,
+                seed=cfg.seed * 1_000_003 + epoch,
+                num_workers=cfg.num_workers,
+                drop_last=drop_last,
+                device=device,
             )
-        if on_epoch_end is not None:
-            on_epoch_end(dict(record))
-        logger.info("epoch %d/%d loss %.5g (%.1f s)", epoch + 1, cfg.epochs, record["loss"], seconds)
+            lr = optimizer.param_groups[0]["lr"]
+            stats = train_one_epoch(
+                model,
+                loader,
+                optimizer,
+                loss_fn,
+                epoch=epoch,
+                device=device,
+                amp_dtype=amp_dtype,
+                grad_clip_norm=cfg.grad_clip_norm,
+                progress=progress,
+            )
+            scheduler.step()
+            seconds = time.perf_counter() - t_epoch
+            images = stats.pop("images")
+            images_total += images
+            record = {"epoch": epoch + 1, **stats, "lr": lr, "seconds": seconds, "images_per_second": images / seconds}
+            history.append(record)
+            if ckpt_path is not None:
+                save_checkpoint(
+                    ckpt_path,
+                    model,
+                    epoch=epoch + 1,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    history=history,
+                    rng_state=get_rng_state(),
+                    config=run_config,
+                )
+            epoch_bar.update(1)
+            epoch_bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.1e}")
+            if on_epoch_end is not None:
+                on_epoch_end(dict(record))
+            logger.info("epoch %d/%d loss %.5g (%.1f s)", epoch + 1, cfg.epochs, record["loss"], seconds)
     seconds = time.perf_counter() - t_start
     return FitResult(
         history=history,

@@ -148,7 +148,7 @@ def test_non_finite_loss_raises_naming_epoch_and_step(how: str, tmp_path: Path) 
     else:
         model = tiny(epochs=3, batch_size=2, lr=1e30, lr_final=1e30)
         epoch, step = None, None
-    with pytest.raises(NonFiniteLossError, match=r"epoch \d+, step \d+") as info:
+    with pytest.raises(NonFiniteLossError, match=r"epoch index \d+, step index \d+") as info:
         fit(model, list(data), checkpoint_dir=tmp_path, progress=False)
     if epoch is not None:
         assert (info.value.epoch, info.value.step) == (epoch, step)
