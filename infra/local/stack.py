@@ -5,7 +5,7 @@ The same services as ``infra/docker-compose.yml``, as plain processes on 127.0.0
 integration tests (infra/README.md). Run it with the project's Python (``.venv/bin/python infra/local/stack.py``):
 the tools (``mlflow``, ``prefect``, ``moto_server``) are taken from that interpreter's ``bin/``.
 
-    stack.py up [--s3 s3rver|moto] [--pg-port N ...]   start what is not running, wait until healthy
+    stack.py up [--s3 s3rver|moto] [--services ...]     start what is not running, wait until healthy
     stack.py status                                      state of each service (exit 1 if one is down)
     stack.py env                                         export lines for clients (contains secrets)
     stack.py down                                        stop by PID (TERM, KILL after a grace period)
@@ -106,22 +106,25 @@ def load_secrets(state: Path, s3_kind: str) -> dict[str, str]:
 
 
 def client_env(conf: dict, sec: dict[str, str]) -> dict[str, str]:
-    """Environment a client (the pipeline, DVC, boto3) needs to use the stack."""
-    ports = conf["ports"]
+    """Environment a client (the pipeline, DVC, boto3) needs to use the stack's running services."""
+    ports, services = conf["ports"], conf.get("services", SERVICES)
     s3_url = f"http://127.0.0.1:{ports['s3']}"
-    return {
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
-        "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN,
-        "MLFLOW_TRACKING_PASSWORD": sec["MLFLOW_ADMIN_PASSWORD"],
-        "PREFECT_API_URL": f"http://127.0.0.1:{ports['prefect']}/api",
-        "AWS_ACCESS_KEY_ID": sec["S3_ACCESS_KEY_ID"],
-        "AWS_SECRET_ACCESS_KEY": sec["S3_SECRET_ACCESS_KEY"],
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "MLFLOW_S3_ENDPOINT_URL": s3_url,
-        "GLCF_S3_ENDPOINT_URL": s3_url,
-        "GLCF_S3_BUCKET": BUCKET,
-        "GLCF_S3_PREFIX": "",
-    }
+    env: dict[str, str] = {}
+    if "mlflow" in services:
+        env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{ports['mlflow']}"
+        env["MLFLOW_TRACKING_USERNAME"] = MLFLOW_ADMIN
+        env["MLFLOW_TRACKING_PASSWORD"] = sec["MLFLOW_ADMIN_PASSWORD"]
+    if "prefect" in services:
+        env["PREFECT_API_URL"] = f"http://127.0.0.1:{ports['prefect']}/api"
+    if "s3" in services:
+        env["AWS_ACCESS_KEY_ID"] = sec["S3_ACCESS_KEY_ID"]
+        env["AWS_SECRET_ACCESS_KEY"] = sec["S3_SECRET_ACCESS_KEY"]
+        env["AWS_DEFAULT_REGION"] = "us-east-1"
+        env["MLFLOW_S3_ENDPOINT_URL"] = s3_url
+        env["GLCF_S3_ENDPOINT_URL"] = s3_url
+        env["GLCF_S3_BUCKET"] = BUCKET
+        env["GLCF_S3_PREFIX"] = ""
+    return env
 
 
 def _server_env(extra: dict[str, str]) -> dict[str, str]:
@@ -206,50 +209,67 @@ def _start_process(name: str, state: Path, conf: dict, sec: dict[str, str]) -> i
     return spawn(cmd, log, pid_file, env, cwd=state)
 
 
+def _selected(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(SERVICES))
+    if unknown:
+        msg = f"unknown service(s) {unknown}: choose from {', '.join(SERVICES)}"
+        raise ValueError(msg)
+    if "mlflow" in names:  # MLflow needs its database and its artifact store
+        names += [n for n in ("postgres", "s3") if n not in names]
+    return [n for n in SERVICES if n in names]
+
+
 def up(args: argparse.Namespace) -> int:
-    """Start every service that is not running yet and wait until all are healthy."""
+    """Start every selected service that is not running yet and wait until all are healthy."""
     state: Path = args.state_dir
     state.mkdir(parents=True, exist_ok=True)
     paths = _paths(state)
     old = _load_json(paths["json"])
+    try:
+        wanted = _selected(args.services)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     running = [n for n in SERVICES if pid_alive(_pid(n, state))]
     conf = {
-        "s3_kind": old.get("s3_kind", args.s3) if running else args.s3,
+        "s3_kind": old.get("s3_kind", args.s3) if "s3" in running else args.s3,
+        "services": sorted(set(wanted) | set(running), key=SERVICES.index),
         "mlflow_workers": args.mlflow_workers,
         "prefect_ui": not args.no_prefect_ui,
         "ports": {},
         "startup_s": old.get("startup_s", {}),
     }
     for name in SERVICES:
-        requested = getattr(args, f"{name}_port")
-        port = old["ports"][name] if name in running and old.get("ports") else requested
+        port = old["ports"][name] if name in running and old.get("ports") else getattr(args, f"{name}_port")
         if port == 0:
             port = free_port()
-        elif name not in running and port_in_use(port):
+        elif name in wanted and name not in running and port_in_use(port):
             print(f"error: port {port} for {name} is already in use (choose another with --{name}-port)")
             return 2
         conf["ports"][name] = port
     sec = load_secrets(state, conf["s3_kind"])
     paths["json"].write_text(json.dumps(conf, indent=2))
+    todo = [n for n in wanted if n not in running]
     started: dict[str, tuple[int, float]] = {}
     t0 = time.monotonic()
     try:
         # Prefect is the slowest and needs nothing else: start it first, then PostgreSQL and S3, then MLflow.
         for name in ("prefect", "postgres", "s3"):
-            if name in running:
+            if name not in todo:
                 continue
+            t = time.monotonic()
             if name == "postgres":
-                t = time.monotonic()
                 pid = postgres.start(state, conf["ports"]["postgres"], sec, PG_ROLE, timeout=args.timeout)
                 conf["startup_s"]["postgres"] = round(time.monotonic() - t, 1)
             else:
                 pid = _start_process(name, state, conf, sec)
-            started[name] = (pid, time.monotonic())
-        for name in ("s3",):
-            if name in started:
-                _wait(name, state, conf, sec, started, args.timeout)
-        ensure_buckets(f"http://127.0.0.1:{conf['ports']['s3']}", sec, [BUCKET])
-        if "mlflow" not in running:
+            started[name] = (pid, t)
+        if "s3" in started:
+            _wait("s3", state, conf, sec, started, args.timeout)
+        if "s3" in wanted:
+            ensure_buckets(f"http://127.0.0.1:{conf['ports']['s3']}", sec, [BUCKET])
+        if "mlflow" in todo:
             started["mlflow"] = (_start_process("mlflow", state, conf, sec), time.monotonic())
         for name in ("mlflow", "prefect"):
             if name in started:
@@ -267,7 +287,7 @@ def up(args: argparse.Namespace) -> int:
     _write_private(paths["client"], "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
     _write_private(state / "client.json", json.dumps(env, indent=2))
     print(f"stack up in {time.monotonic() - t0:.1f} s (state: {state})")
-    for name in SERVICES:
+    for name in conf["services"]:
         note = "already running" if name in running else f"ready in {conf['startup_s'].get(name, '?')} s"
         print(f"  {name:9s} 127.0.0.1:{conf['ports'][name]:<6d} {note}")
     print(f"client environment (with secrets): source {paths['client']}")
@@ -307,7 +327,7 @@ def status(args: argparse.Namespace) -> int:
         return 1
     sec = load_secrets(state, conf["s3_kind"])
     all_ok = True
-    for name in SERVICES:
+    for name in conf.get("services", SERVICES):
         pid = _pid(name, state)
         alive = pid_alive(pid)
         ok = alive and _healthy(name, state, conf["ports"], sec)
@@ -338,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--s3", choices=S3_KINDS, default="s3rver", help="S3 server (default: s3rver, on disk)")
     for name, port in DEFAULT_PORTS.items():
         p_up.add_argument(f"--{name}-port", type=int, default=port, help=f"default {port}; 0 = a free port")
+    p_up.add_argument("--services", default=",".join(SERVICES), help="comma list (mlflow implies postgres,s3)")
     p_up.add_argument("--mlflow-workers", type=int, default=1)
     p_up.add_argument("--no-prefect-ui", action="store_true", help="start the Prefect API without its UI")
     p_up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for each service")
