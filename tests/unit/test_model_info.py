@@ -1,0 +1,60 @@
+"""``glcf model-info``: the real CLI in a subprocess; counts checked against the spec's hand counts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def glcf_command() -> list[str]:
+    script = Path(sys.executable).with_name("glcf")
+    return [str(script)] if script.exists() else [shutil.which("glcf") or "glcf"]
+
+
+@pytest.fixture(scope="module")
+def paper_info() -> dict:
+    out = subprocess.run(
+        [*glcf_command(), "model-info", "--preset", "paper", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def test_paper_counts(paper_info: dict) -> None:
+    p = paper_info["parameters"]
+    # spec section 3.3: MS-PEM convs 737,520 + 368,880 + 184,560; bottleneck about 14.0 M
+    assert p["ms_pem"] == {"trainable": 737_520 + 368_880 + 184_560, "frozen": 0}
+    assert p["bottleneck"]["trainable"] == pytest.approx(14.0e6, abs=0.05e6)
+    for name in ("global_correspondence", "local_estimation", "global_estimation"):
+        assert p[name]["trainable"] == pytest.approx(13.1e6, abs=0.05e6)  # spec section 4.1
+        assert p[name]["frozen"] == 0
+    assert p["encoder"]["trainable"] == 0
+    assert p["encoder"]["frozen"] > 10e6  # Swin-T up to E4
+    modules = ("encoder", "ms_pem", "sam", "global_correspondence", "local_estimation", "global_estimation")
+    assert p["total"]["trainable"] == sum(p[m]["trainable"] for m in modules)
+    assert p["total"]["frozen"] == sum(p[m]["frozen"] for m in modules)
+
+
+def test_paper_shapes(paper_info: dict) -> None:
+    s = paper_info["shapes"]  # spec section 4.3
+    assert s["encoder"] == [[1, 96, 56, 56], [1, 192, 28, 28], [1, 384, 14, 14], [1, 768, 7, 7]]
+    assert s["representations"] == {"global": [1, 768, 7, 7], "original": [1, 768, 7, 7]}
+    for branch in ("global_corr", "local_est", "global_est"):
+        assert s[branch] == [[1, 96, 56, 56], [1, 192, 28, 28], [1, 384, 14, 14]]
+    assert paper_info["config"]["encoder"] == {"name": "swin_tiny_patch4_window7_224", "weights": "none"}
+
+
+def test_bad_preset_is_a_usage_error() -> None:
+    out = subprocess.run(
+        [*glcf_command(), "model-info", "--preset", "huge"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert "unknown preset 'huge'" in out.stderr
