@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.commands import remote
+from pipelines.commands import model_info, remote
 
 app = typer.Typer(
     name="glcf",
@@ -14,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
+app.command("model-info")(model_info.model_info)
 app.add_typer(remote.app, name="remote")
 
 
