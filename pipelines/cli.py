@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.commands import model_info, remote
+from pipelines.commands import loco_eval, remote
 
 app = typer.Typer(
     name="glcf",
@@ -14,8 +14,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
-app.command("model-info")(model_info.model_info)
 app.add_typer(remote.app, name="remote")
+app.command("loco-eval")(loco_eval.loco_eval)
 
 
 def main() -> None:
