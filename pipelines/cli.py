@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.commands import loco_eval, remote
+from pipelines.commands import loco_eval, model_info, remote
 
 app = typer.Typer(
     name="glcf",
@@ -14,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
+app.command("model-info")(model_info.model_info)
 app.add_typer(remote.app, name="remote")
 app.command("loco-eval")(loco_eval.loco_eval)
 
