@@ -64,8 +64,9 @@ class Settings(BaseSettings):
     mlflow_tracking_username: str | None = None
     mlflow_tracking_password: SecretStr | None = None
 
-    # Prefect. None = Prefect's own default (a temporary local server).
+    # Prefect. None = Prefect's own default (a temporary local server). Prefect reads both itself as well.
     prefect_api_url: str | None = None
+    prefect_api_auth_string: SecretStr | None = None
 
     # S3 credentials and endpoint (boto3 reads the same variables; we read them here to pass them explicitly).
     aws_access_key_id: SecretStr | None = None
