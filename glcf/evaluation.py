@@ -38,7 +38,7 @@ from glcf.metrics.threshold import Threshold, classification_metrics_by_type
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvaluationResult", "evaluate_predictions"]
+__all__ = ["EvaluationResult", "evaluate_model", "evaluate_predictions"]
 
 
 @dataclass(frozen=True)
@@ -211,3 +211,90 @@ def evaluate_predictions(
             )
     logger.info("evaluation of %s written to %s: %s", data.category, out, summary)
     return EvaluationResult(metrics, metrics_path, csv_path, written)
+
+
+def evaluate_model(
+    model: Any,
+    data: CategoryData,
+    out_dir: str | Path,
+    *,
+    stats: Any = None,
+    threshold: Threshold | float | None = None,
+    threshold_method: str = "quantile",
+    quantile: float = 0.99,
+    k: float = 3.0,
+    batch_size: int = 16,
+    device: str = "auto",
+    spro_limits: Sequence[float] = SPRO_LIMITS,
+    gallery_size: int = 12,
+    plots: bool = True,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Score a category's test split with a GLCF model and write the report (``evaluate_predictions``).
+
+    Missing calibration is done here on the held-out normal images only (``data.validation``): the
+    normalisation statistics with ``glcf.inference.calibrate`` when ``stats`` is None, and the
+    threshold from those images' scores when ``threshold`` is None. Preprocessing is the single path
+    of ``glcf.data.transforms`` with the model's ``mean``/``std``; scoring follows ``model.config.scoring``.
+
+    Args:
+        model: a ``GLCFModel`` (e.g. ``load_checkpoint(...).model``).
+        data: the category.
+        out_dir: report folder.
+        stats: ``NormStats`` from a calibration, or None.
+        threshold: calibrated threshold, or None.
+        threshold_method: ``quantile`` or ``mean_std`` (when calibrating the threshold here).
+        quantile: q of the ``quantile`` method.
+        k: k of the ``mean_std`` method.
+        batch_size: images per forward pass.
+        device: ``auto``, ``cpu``, ``cuda``...
+        spro_limits: sPRO FPR limits (LOCO).
+        gallery_size: images in the gallery.
+        plots: write the PNG plots.
+        progress: show progress bars.
+    """
+    from glcf.data.dataset import ImageDataset
+    from glcf.inference import calibrate, predict
+    from glcf.metrics.threshold import calibrate_threshold
+    from glcf.scoring import AnomalyScorer
+
+    scoring = model.config.scoring
+    size = model.config.image_size
+
+    def images(samples: Sequence[Any], cache: bool) -> ImageDataset:
+        return ImageDataset(samples, size, model.mean, model.std, cache=cache)
+
+    if stats is None or threshold is None:
+        if not data.validation:
+            msg = f"{data.path}: no held-out normal images to calibrate on (empty validation split)"
+            raise ValueError(msg)
+        held_out = images(data.validation, cache=True)
+        if stats is None:
+            logger.info("calibrating the statistics on %d held-out images (%s)", len(held_out), data.validation_source)
+            stats = calibrate(model, held_out, scoring, batch_size=batch_size, device=device, progress=progress)
+    scorer = AnomalyScorer(scoring, stats, size)
+    if threshold is None:
+        normal = predict(model, held_out, scorer, batch_size=batch_size, device=device, progress=progress)
+        threshold = calibrate_threshold(normal.image_scores, threshold_method, quantile=quantile, k=k)  # type: ignore[arg-type]
+    test = predict(
+        model,
+        images(data.test, cache=False),
+        scorer,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+        keep_maps=True,
+    )
+    order = np.argsort(test.indices) if test.indices is not None else np.arange(len(data.test))
+    return evaluate_predictions(
+        data,
+        test.image_scores[order],
+        test.anomaly_maps[order],
+        out_dir,
+        threshold=threshold,
+        score_name=f"{scoring.image_score} of the {scoring.mode} map",
+        extra_scores={"local": test.local_scores[order], "global": test.global_scores[order]},
+        spro_limits=spro_limits,
+        plots=plots,
+        gallery_size=gallery_size,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.commands import loco_eval, model_info, remote
+from pipelines.commands import evaluate, loco_eval, model_info, remote
 
 app = typer.Typer(
     name="glcf",
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.command("model-info")(model_info.model_info)
 app.add_typer(remote.app, name="remote")
 app.command("loco-eval")(loco_eval.loco_eval)
+app.command("evaluate")(evaluate.evaluate)
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def read_folder(
     category: str,
     *,
     normal_class: str = "normal",
-    holdout_fraction: float = 0.1,
+    holdout_fraction: float = 0.15,
     seed: int = 0,
     check: CheckLevel = "verify",
 ) -> CategoryData:

@@ -31,7 +31,7 @@ def _check_mask_sizes(samples: list[Sample], problems: Problems) -> None:
 
 
 def read_mvtec(
-    root: Path, category: str, *, holdout_fraction: float = 0.1, seed: int = 0, check: CheckLevel = "verify"
+    root: Path, category: str, *, holdout_fraction: float = 0.15, seed: int = 0, check: CheckLevel = "verify"
 ) -> CategoryData:
     """Read and validate one MVTec AD category.
 

@@ -23,7 +23,7 @@ def read_category(
     category: str,
     format: str,
     *,
-    holdout_fraction: float = 0.1,
+    holdout_fraction: float = 0.15,
     seed: int = 0,
     normal_class: str = "normal",
     check: CheckLevel = "verify",
