@@ -75,7 +75,11 @@ def make_samples(
     check: CheckLevel,
     masks: Sequence[tuple[Path, ...]] | None = None,
 ) -> list[Sample]:
-    """Open every image (``check`` level) and build its ``Sample``; failures become problems."""
+    """Open every image (``check`` level) and build its ``Sample``; failures become problems.
+
+    Paths are made absolute without resolving symbolic links: a DVC checkout may link every file to
+    its content-addressed cache, whose names are hashes, and the file names carry the image stems.
+    """
     samples: list[Sample] = []
     for i, path in enumerate(paths):
         try:
@@ -84,7 +88,9 @@ def make_samples(
             problems.items.extend(exc.problems)
             continue
         mask_paths = masks[i] if masks is not None else ()
-        samples.append(Sample(path.resolve(), label, anomaly_type, kind, tuple(p.resolve() for p in mask_paths), size))
+        samples.append(
+            Sample(path.absolute(), label, anomaly_type, kind, tuple(p.absolute() for p in mask_paths), size)
+        )
     return samples
 
 

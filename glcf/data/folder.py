@@ -113,7 +113,7 @@ def read_folder(
         tr, val = holdout_split(train, holdout_fraction, seed, where=base / "train")
         source = f"seeded hold-out of the normal training images (fraction {holdout_fraction}, seed {seed})"
     return CategoryData(
-        root=Path(root).resolve(),
+        root=Path(root).absolute(),
         category=category,
         format="folder",
         train=tr,

@@ -178,7 +178,7 @@ def read_loco(root: Path, category: str, *, check: CheckLevel = "verify") -> Cat
             test += samples
     problems.raise_if_any()
     return CategoryData(
-        root=Path(root).resolve(),
+        root=Path(root).absolute(),
         category=category,
         format="loco",
         train=tuple(splits["train"]),

@@ -95,7 +95,7 @@ def read_mvtec(
     problems.raise_if_any()
     tr, val = holdout_split(train, holdout_fraction, seed, where=base / "train" / "good")
     return CategoryData(
-        root=Path(root).resolve(),
+        root=Path(root).absolute(),
         category=category,
         format="mvtec",
         train=tr,

@@ -273,3 +273,21 @@ def test_unknown_format_and_bad_fraction(tmp_path):
         read_category(tmp_path, "widget", "coco")
     with pytest.raises(ValueError, match="holdout_fraction must be in"):
         read_category(tmp_path, "widget", "mvtec", holdout_fraction=1.0)
+
+
+def test_symlinked_files_keep_their_names(tmp_path):
+    """A DVC-style checkout links each file to a cache file named by its hash: stems must come from the link."""
+    src = make_loco(tmp_path / "src")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for k, f in enumerate(sorted(p for p in src.rglob("*") if p.is_file())):
+        target = cache / f"{k:04d}abcdef"
+        target.write_bytes(f.read_bytes())
+        link = tmp_path / "linked" / f.relative_to(tmp_path / "src")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+    data = read_category(tmp_path / "linked", "box", "loco")
+    assert [s.stem for s in data.test] == ["000", "001"] * 3
+    assert all(s.path.is_symlink() for s in data.test)
+    assert data.test[2].mask_paths[0].parent.name == "000"
+    assert load_mask(data.test[2]).sum() == 156
