@@ -18,12 +18,13 @@ def model_info(
     The model is built with random encoder weights, so this works offline.
     """
     from glcf.config import preset as get_preset
-    from glcf.info import format_model_info
-    from glcf.info import model_info as compute
 
     try:
         cfg = get_preset(preset, image_size=image_size)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
+    from glcf.info import format_model_info  # torch + timm: only once the arguments are valid
+    from glcf.info import model_info as compute
+
     info = compute(cfg)
     typer.echo(json.dumps(info, indent=2) if as_json else format_model_info(info))

@@ -53,8 +53,22 @@ def test_paper_shapes(paper_info: dict) -> None:
 
 
 def test_bad_preset_is_a_usage_error() -> None:
-    out = subprocess.run(
-        [*glcf_command(), "model-info", "--preset", "huge"], capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 2
-    assert "unknown preset 'huge'" in out.stderr
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    result = CliRunner().invoke(app, ["model-info", "--preset", "huge"])
+    assert result.exit_code == 2
+    assert "unknown preset 'huge'" in result.output
+
+
+def test_human_readable_table_of_tiny() -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    result = CliRunner().invoke(app, ["model-info", "--preset", "tiny", "--image-size", "64"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.split()[:1] == ["ms_pem"] for line in lines)
+    assert any(line.startswith("local_est scale 1") and "[1, 24, 16, 16]" in line for line in lines)
