@@ -8,11 +8,11 @@ ARG UV_VERSION=0.13.8
 ENV PYTHONUNBUFFERED=1 UV_PYTHON_DOWNLOADS=never
 
 RUN pip install --no-cache-dir "uv==${UV_VERSION}" && useradd --create-home --uid 1000 mlflow
-COPY pyproject.toml uv.lock /tmp/lock/
-RUN cd /tmp/lock \
- && uv export --frozen --all-groups --no-emit-project --no-hashes --output-file /tmp/constraints.txt \
- && uv pip install --system --no-cache --constraint /tmp/constraints.txt "mlflow[auth]" psycopg2-binary boto3 \
- && rm -rf /tmp/lock /tmp/constraints.txt
+COPY pyproject.toml uv.lock /build/lock/
+RUN cd /build/lock \
+ && uv export --frozen --all-groups --no-emit-project --no-hashes --output-file /build/constraints.txt \
+ && uv pip install --system --no-cache --constraint /build/constraints.txt "mlflow[auth]" psycopg2-binary boto3 \
+ && rm -rf /build
 
 USER mlflow
 EXPOSE 5000

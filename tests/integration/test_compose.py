@@ -210,4 +210,4 @@ def test_dockerfiles_install_from_the_lock() -> None:
     for copied in re.findall(r"^COPY (?!--)(.+) \S+$", project, re.MULTILINE):
         for source in copied.split():
             assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
-    assert "--constraint /tmp/constraints.txt" in (INFRA / "docker" / "mlflow.Dockerfile").read_text()
+    assert "--constraint /build/constraints.txt" in (INFRA / "docker" / "mlflow.Dockerfile").read_text()
