@@ -115,6 +115,7 @@ def configure_remote(
     if secrets:
         with config.edit("local") as conf:
             conf["remote"].setdefault(name, {}).update(secrets)
+        Path(config.files["local"]).chmod(0o600)  # readable by its owner only
     logger.info("DVC remote %s -> %s (endpoint %s)", name, url, endpoint_url or "AWS")
     return result
 

@@ -126,6 +126,7 @@ def test_local_credentials_stay_out_of_git(dvc_repo: Path, bucket: str, moto_end
     local = _config(dvc_repo, "local")["remote"]["team"]
     assert local == {"access_key_id": TEST_ACCESS_KEY_ID, "secret_access_key": TEST_SECRET_ACCESS_KEY}
     assert TEST_SECRET_ACCESS_KEY not in (dvc_repo / ".dvc" / "config").read_text()
+    assert (dvc_repo / ".dvc" / "config.local").stat().st_mode & 0o777 == 0o600
     assert _run(["git", "check-ignore", ".dvc/config.local"], dvc_repo).returncode == 0
     _run(["git", "add", "-A"], dvc_repo)
     staged = _run(["git", "diff", "--cached", "--name-only"], dvc_repo).stdout.split()
