@@ -79,29 +79,36 @@ def localization_by_type(
     """Overlap curves for every anomaly type and for all test images, plus pixel AUROC.
 
     Args:
-        images: one entry per test image.
+        images: one entry per test image; their ``negatives`` are consumed (emptied) to bound memory.
         limits: FPR integration limits (e.g. 0.3 for PRO, 0.05 for sPRO).
         normal_type: type name of images without ground truth whose negatives join every type's curve.
 
     Returns:
         The per-type and total results; a type without units is left out.
     """
-    groups: dict[str, list[np.ndarray]] = {}
+    groups: dict[str, list[ImagePixels]] = {}
     units: dict[str, list[tuple[np.ndarray, int]]] = {}
     positives: list[np.ndarray] = []
     for im in images:
         key = normal_type if not im.units else im.anomaly_type
-        groups.setdefault(key, []).append(im.negatives)
+        groups.setdefault(key, []).append(im)
         if im.units:
             units.setdefault(key, []).extend(im.units)
             positives.append(im.positives)
+    empty = np.empty(0, dtype=np.float32)
     sorted_groups: dict[str, np.ndarray] = {}
-    for key in list(groups):
-        arrays = groups.pop(key)
-        merged = np.concatenate(arrays) if len(arrays) > 1 else arrays[0].copy()
+    for key, members in groups.items():
+        # one array per group, filled image by image; each image's copy is released once merged,
+        # so the peak stays near one extra copy of the negatives (these are ``images``' arrays)
+        dtype = np.result_type(*(im.negatives.dtype for im in members))
+        merged = np.empty(sum(im.negatives.size for im in members), dtype=dtype)
+        at = 0
+        for im in members:
+            merged[at : at + im.negatives.size] = im.negatives
+            at += im.negatives.size
+            im.negatives = empty
         merged.sort()
         sorted_groups[key] = merged
-    empty = np.empty(0, dtype=np.float32)
     curves: dict[str, Curve] = {}
     for key in sorted(units):
         scores, weights, offset = _weighted(units[key])
