@@ -1,7 +1,10 @@
 """Image AUROC (scikit-learn) and exact pixel AUROC over all test pixels (metrics.md; spec section 10, item 13).
 
 Image AUROC follows the MVTec LOCO table format: all test images, good vs each anomaly type, and
-``mean`` = the average of the logical and structural values (not a pooled AUROC).
+``mean`` = the average of the logical and structural values (not a pooled AUROC). It is
+scikit-learn's tie-aware ROC AUC; the official LOCO script's own ROC code mishandles tied scores
+(equal image scores are not merged into one ROC point), so with ties the two can differ; with
+continuous scores they agree.
 
 Pixel AUROC is the Mann-Whitney statistic ``P(pos > neg) + 0.5 P(pos == neg)``, which is exactly
 scikit-learn's tie-aware ``roc_auc_score``; it is computed here from sorted scores because the
