@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.commands import evaluate, loco_eval, model_info, remote
+from pipelines.commands import evaluate, loco_eval, model_info, remote, stage
+from pipelines.commands import generate
 
 app = typer.Typer(
     name="glcf",
@@ -18,6 +19,8 @@ app.command("model-info")(model_info.model_info)
 app.add_typer(remote.app, name="remote")
 app.command("loco-eval")(loco_eval.loco_eval)
 app.command("evaluate")(evaluate.evaluate)
+app.command("stage")(stage.stage)
+app.command("generate")(generate.generate)
 
 
 def main() -> None:

@@ -185,7 +185,7 @@ class RegisterParams:
     model_name_prefix: str = "glcf"
     experiment_prefix: str = "glcf"
     variant: str = "default"
-    primary_metric: str = "image_auroc_mean"
+    primary_metric: str = "image_auroc_total"
     min_improvement: float = 0.005
     guarded_metrics: dict[str, float] = field(default_factory=dict)
     floors: dict[str, float] = field(default_factory=dict)
@@ -279,11 +279,11 @@ class CategoryPaths:
 
     @property
     def scores(self) -> Path:
-        return self.report_dir / "scores.csv"
+        return self.report_dir / "per_image.csv"
 
     @property
     def roc(self) -> Path:
-        return self.report_dir / "roc.csv"
+        return self.report_dir / "roc"
 
     @property
     def plots(self) -> Path:

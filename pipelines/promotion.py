@@ -5,7 +5,8 @@ Rules (``register`` section of params.yaml):
 * every ``floors`` metric of the challenger must reach its floor (absolute);
 * with no champion, clearing the floors promotes the first version;
 * otherwise the ``primary_metric`` must improve by at least ``min_improvement`` and no
-  ``guarded_metrics`` entry may regress by more than its tolerance.
+  ``guarded_metrics`` entry may regress by more than its tolerance (a guarded metric that neither
+  model has, such as the LOCO types on MVTec AD data, does not apply; one that only one has fails).
 
 Both models are compared on the same frozen test split: the caller re-evaluates the champion when
 the split it was measured on differs from the challenger's (``pipelines.stages.promote``).
@@ -88,6 +89,9 @@ def decide(
             checks.append(Check("improve", primary, new, old, cfg.min_improvement, ok, detail))
         for metric, tolerance in sorted(cfg.guarded_metrics.items()):
             new, old = _value(challenger, metric), _value(champion, metric)
+            if new is None and old is None:
+                checks.append(Check("guard", metric, None, None, float(tolerance), True, "not measured on this data"))
+                continue
             if new is None or old is None:
                 who = "challenger" if new is None else "champion"
                 checks.append(Check("guard", metric, new, old, float(tolerance), False, f"missing for the {who}"))

@@ -132,14 +132,14 @@ def category_run(
         paths: the category's paths.
         stage: name of the calling stage (logged as a tag of the last stage that touched the run).
         data_hash: the prepared manifest's hash, logged as a tag.
-        new_train_id: the train stage passes a fresh id to start a new run; other stages pass
-            ``None`` and reuse the run recorded in ``mlflow_run.json``.
+        new_train_id: the train stage passes its id (fresh, or the interrupted run's when resuming);
+            other stages pass ``None`` and reuse the run recorded in ``mlflow_run.json``.
     """
     project_root = paths.root
     configure_tracking(project_root)
     experiment_id = ensure_experiment(params.experiment_name)
     train_id = new_train_id or read_run_info(paths)["train_id"]
-    run_id = None if new_train_id else find_run(experiment_id, train_id)
+    run_id = find_run(experiment_id, train_id)  # a resumed training continues its run
     backfill = run_id is None and new_train_id is None
     run_name = f"{paths.category}/{params.register.variant}"
     with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=run_name) as run:

@@ -88,3 +88,10 @@ def test_review_markdown_lists_decision_and_both_metric_sets() -> None:
     assert "| image_auroc_mean | 0.9500 | 0.9000 | +0.0500 |" in md
     assert "version 1" in md
     assert "`abc`" in md
+
+
+def test_guarded_metric_absent_on_both_does_not_apply() -> None:
+    gate = RegisterParams(primary_metric="image_auroc_total", min_improvement=0.0, guarded_metrics={"spro_mean": 0.01})
+    d = decide({"image_auroc_total": 0.9}, {"image_auroc_total": 0.8}, gate)
+    assert d.promote
+    assert next(c for c in d.checks if c.rule == "guard").detail == "not measured on this data"

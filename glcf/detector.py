@@ -1,0 +1,155 @@
+"""A ready-to-use GLCF detector: full weights, statistics, threshold and the one preprocessing path.
+
+This is what the served model and ``glcf predict`` run: images in (files, bytes or RGB arrays of any
+size), scores, decisions at the calibrated threshold and anomaly maps out. It needs no network: the
+bundle written by :func:`glcf.checkpoint.export_full_model` holds every weight.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from glcf.data.images import _to_rgb8, load_image
+from glcf.data.transforms import normalize, resize_rgb
+from glcf.scoring import resize_maps
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Detection", "Detector", "ImageDecodeError", "decode_image"]
+
+
+class ImageDecodeError(ValueError):
+    """Bytes that are not a usable image (names the input and the reason)."""
+
+
+def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int | None = None) -> np.ndarray:
+    """Decode PNG/JPEG/... bytes to ``uint8 [H, W, 3]`` with the conversions of ``glcf.data.images``.
+
+    Args:
+        data: the encoded image.
+        name: how to name the input in errors (e.g. ``request image 3``).
+        max_pixels: refuse images with more pixels than this, before decoding them.
+
+    Raises:
+        ImageDecodeError: empty data, not an image, truncated, too large or an unsupported mode.
+    """
+    if not data:
+        msg = f"{name}: empty image data"
+        raise ImageDecodeError(msg)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if max_pixels is not None and width * height > max_pixels:
+                msg = f"{name}: image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels"
+                raise ImageDecodeError(msg)
+            img.load()
+            return _to_rgb8(img, Path(name))
+    except ImageDecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        msg = f"{name}: not a readable image ({type(exc).__name__}: {exc})"
+        raise ImageDecodeError(msg) from None
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The verdict on one image.
+
+    Attributes:
+        score: the image score of the configured scoring mode.
+        is_anomaly: ``score > threshold``.
+        threshold: the calibrated threshold.
+        local_score: the local branch's score alone.
+        global_score: the global branch's score alone.
+        anomaly_map: ``float32 [H, W]`` (original size or model size) when asked for, else None.
+    """
+
+    score: float
+    is_anomaly: bool
+    threshold: float
+    local_score: float
+    global_score: float
+    anomaly_map: np.ndarray | None = None
+
+
+class Detector:
+    """Score images with a fully exported GLCF model.
+
+    Args:
+        bundle: a file written by :func:`glcf.checkpoint.export_full_model` (with statistics and a
+            threshold).
+        device: ``cpu`` (default), ``cuda`` or ``auto``.
+    """
+
+    def __init__(self, bundle: str | Path, device: str = "cpu") -> None:
+        from glcf.checkpoint import load_full_model
+        from glcf.runtime import resolve_device
+
+        full = load_full_model(bundle)
+        if full.stats is None or full.threshold is None:
+            msg = f"{bundle}: the export holds no normalisation statistics or threshold (run calibrate first)"
+            raise ValueError(msg)
+        self.device = resolve_device(device)
+        self.model = full.model.to(self.device).eval()
+        self.config = full.config
+        self.scorer = full.scorer()
+        self.threshold = float(full.threshold)
+        self.extra = full.extra
+        self.image_size = self.config.image_size
+
+    def _batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        arrays = np.stack([resize_rgb(im, self.image_size) for im in images])
+        return normalize(arrays, self.model.mean, self.model.std).to(self.device)
+
+    @torch.inference_mode()
+    def score(
+        self,
+        images: Sequence[np.ndarray | str | Path],
+        *,
+        return_maps: bool = False,
+        map_size: str = "original",
+        batch_size: int = 8,
+    ) -> list[Detection]:
+        """Score RGB arrays (``uint8 [H, W, 3]``) or image files.
+
+        Args:
+            images: the images, any sizes.
+            return_maps: include the anomaly maps.
+            map_size: ``original`` (each image's size) or ``model`` (``S x S``).
+            batch_size: images per forward pass.
+        """
+        if map_size not in ("original", "model"):
+            msg = f"map_size must be original or model, got {map_size!r}"
+            raise ValueError(msg)
+        arrays = [im if isinstance(im, np.ndarray) else load_image(Path(im)) for im in images]
+        out: list[Detection] = []
+        for start in range(0, len(arrays), batch_size):
+            chunk = arrays[start : start + batch_size]
+            result = self.scorer(self.model(self._batch(chunk)))
+            maps = result.anomaly_map.float().cpu()
+            if return_maps and map_size == "original":
+                sized: list[Any] = resize_maps(maps, [im.shape[:2] for im in chunk])
+            else:
+                sized = list(maps)
+            for i in range(len(chunk)):
+                score = float(result.image_score[i])
+                out.append(
+                    Detection(
+                        score=score,
+                        is_anomaly=score > self.threshold,
+                        threshold=self.threshold,
+                        local_score=float(result.local_score[i]),
+                        global_score=float(result.global_score[i]),
+                        anomaly_map=np.asarray(sized[i], dtype=np.float32) if return_maps else None,
+                    )
+                )
+        return out

@@ -1,0 +1,1 @@
+"""The served model: an MLflow pyfunc around ``glcf.detector.Detector`` and its request format."""

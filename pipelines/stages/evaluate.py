@@ -1,0 +1,121 @@
+"""Stage ``evaluate``: every metric of the field on the test split, plots and per-image scores.
+
+Writes ``reports/<category>/metrics.json`` (DVC metrics), ``per_image.csv``, PNG plots and one ROC
+table per anomaly type under ``roc/`` (DVC plots), and logs all of it to the category's MLflow run.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.io import read_json, write_json
+from pipelines.params import CategoryPaths, PipelineParams
+from pipelines.stages.common import dataset, load_prepared
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """The metrics file and the flat summary that the registry and the gate use."""
+
+    metrics_path: Path
+    summary: dict[str, float]
+
+
+def write_roc_tables(out_dir: Path, types: list[str], labels: list[int], scores: np.ndarray) -> None:
+    """``roc/<type>.csv`` (fpr, tpr, threshold): good images vs each anomaly type, and ``total``."""
+    from sklearn.metrics import roc_curve
+
+    y, t = np.asarray(labels), np.asarray(types)
+    groups = {"total": np.ones_like(y, dtype=bool)}
+    groups |= {name: (y == 0) | (t == name) for name in sorted(set(t[y == 1]))}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, keep in groups.items():
+        if len(set(y[keep])) < 2:
+            continue
+        fpr, tpr, thr = roc_curve(y[keep], scores[keep])
+        with (out_dir / f"{name}.csv").open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["fpr", "tpr", "threshold"])
+            writer.writerows(zip(fpr.round(6), tpr.round(6), np.where(np.isfinite(thr), thr, 1e30), strict=True))
+
+
+def score_name(params: PipelineParams) -> str:
+    scoring = params.glcf.scoring
+    fused = f"fused a={scoring.alpha:g} b={scoring.beta:g}" if scoring.mode == "fused" else scoring.mode
+    return f"{scoring.image_score} of the {fused} map"
+
+
+def evaluate_category(
+    params: PipelineParams,
+    data: Any,
+    model: Any,
+    stats: Any,
+    threshold: Any,
+    out_dir: Path,
+    *,
+    progress: bool,
+    plots: bool,
+) -> Any:
+    """Predict the test split and write the evaluation report (shared with the promotion review)."""
+    from glcf.evaluation import evaluate_predictions
+    from glcf.inference import predict
+    from glcf.scoring import AnomalyScorer
+
+    scorer = AnomalyScorer(params.glcf.scoring, stats, model.config.image_size)
+    test = dataset(data.test, model)
+    pred = predict(model, test, scorer, batch_size=params.evaluate.batch_size, keep_maps=True, progress=progress)
+    result = evaluate_predictions(
+        data,
+        pred.image_scores,
+        pred.anomaly_maps,
+        out_dir,
+        threshold=threshold,
+        score_name=score_name(params),
+        extra_scores={"local": pred.local_scores, "global": pred.global_scores},
+        spro_limits=params.evaluate.max_fpr_limits,
+        plots=plots,
+        gallery_size=params.evaluate.gallery_size,
+    )
+    return result, pred
+
+
+def run_evaluate(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> EvaluateResult:
+    import mlflow
+
+    from glcf.metrics import Threshold
+    from glcf.stats import NormStats
+    from pipelines import tracking
+    from pipelines.stages.calibrate import load_model
+
+    data, manifest = load_prepared(params, paths)
+    model = load_model(params, paths)
+    calibration = read_json(paths.calibration, "calibration (run the calibrate stage first)")
+    stats = NormStats.from_dict(calibration["norm_stats"])
+    threshold = Threshold(**calibration["threshold"])
+    result, pred = evaluate_category(
+        params, data, model, stats, threshold, paths.report_dir, progress=progress, plots=True
+    )
+    metrics = dict(result.metrics)
+    metrics["test_split_hash"] = manifest["hashes"]["test"]
+    write_json(paths.metrics, metrics)
+    types = [s.anomaly_type for s in data.test]
+    write_roc_tables(paths.roc, types, [s.label for s in data.test], pred.image_scores)
+    summary = {k: float(v) for k, v in metrics["summary"].items() if isinstance(v, int | float)}
+    with tracking.category_run(params, paths, stage="evaluate", data_hash=manifest["hashes"]["data"]):
+        tracking.log_flat_metrics(summary)
+        mlflow.log_artifact(str(paths.metrics), "evaluation")
+        mlflow.log_artifact(str(result.csv_path), "evaluation")
+        tracking.log_dir(paths.plots, "evaluation/plots")
+        tracking.log_dir(paths.roc, "evaluation/roc")
+        mlflow.set_tag("glcf.test_split_hash", manifest["hashes"]["test"])
+    headline = {k: round(v, 4) for k, v in summary.items() if k.startswith("image_auroc_") and k.count("_") <= 3}
+    logger.info("%s: %s", paths.category, headline)
+    return EvaluateResult(paths.metrics, summary)

@@ -1,0 +1,133 @@
+"""Stage ``promote``: the promotion review of the newest challenger against the champion.
+
+Both are compared on the same frozen test split: when the champion was measured on another split
+(its ``glcf.test_split_hash`` tag differs), it is re-evaluated on the challenger's split first. The
+``champion`` alias moves only when the gate of ``params.register`` passes; the decision, its reason
+and both metric sets are recorded as version tags, as ``review.md`` in MLflow and in
+``reports/<category>/promotion.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines import registry
+from pipelines.io import read_json, write_json, write_text
+from pipelines.params import CategoryPaths, PipelineParams
+from pipelines.promotion import decide, review_markdown
+from pipelines.stages.common import load_prepared
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromoteResult:
+    """The review's outcome."""
+
+    model_name: str
+    challenger_version: str
+    champion_version: str | None
+    promoted: bool
+    reason: str
+    review_markdown: str
+    review_path: Path
+
+
+def reevaluate(params: PipelineParams, data: Any, version: registry.VersionInfo, *, progress: bool) -> dict[str, float]:
+    """Metrics of a registered version on ``data``'s test split (its own statistics and threshold)."""
+    import mlflow
+
+    from glcf.detector import Detector
+    from glcf.metrics import Threshold
+    from pipelines.stages.evaluate import evaluate_category
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=tmp))
+        detector = Detector(local / "artifacts" / "bundle.pt")
+        threshold = Threshold(detector.threshold, "stored", None, None, 0, float("nan"))
+        result, _ = evaluate_category(
+            _with_scoring(params, detector.config.scoring),  # the champion keeps its own scoring settings
+            data,
+            detector.model,
+            detector.scorer.stats,
+            threshold,
+            Path(tmp) / "report",
+            progress=progress,
+            plots=False,
+        )
+    return {k: float(v) for k, v in result.metrics["summary"].items() if isinstance(v, int | float)}
+
+
+def _with_scoring(params: PipelineParams, scoring: Any) -> PipelineParams:
+    import dataclasses
+
+    return dataclasses.replace(params, glcf=params.glcf.replace(scoring=scoring))
+
+
+def run_promote(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> PromoteResult:
+    import mlflow
+
+    from pipelines import tracking
+
+    registration = read_json(paths.registration, "registration record (run the register stage first)")
+    tracking.configure_tracking(paths.root)
+    name, version = registration["model_name"], str(registration["version"])
+    challenger = registry.get_version(name, version)
+    champion = registry.by_alias(name, registry.CHAMPION)
+    champion_metrics = None
+    remeasured = False
+    if champion is not None and champion.version == version:
+        champion = None  # already the champion (a re-run of the review): judge it on its own
+    if champion is not None:
+        if champion.split_hash == challenger.split_hash:
+            champion_metrics = champion.metrics
+        else:
+            logger.info("%s: champion v%s was measured on another test split: re-evaluating", name, champion.version)
+            data, _ = load_prepared(params, paths)
+            champion_metrics = reevaluate(params, data, champion, progress=progress)
+            remeasured = True
+    decision = decide(challenger.metrics, champion_metrics, params.register)
+    review = review_markdown(
+        decision,
+        model_name=name,
+        challenger_version=version,
+        champion_version=champion.version if champion else None,
+        split_hash=challenger.split_hash or "unknown",
+    )
+    if remeasured:
+        review += f"\nThe champion was re-evaluated on this split (its tags hold split {champion.split_hash}).\n"
+    tags = {
+        "glcf.promotion.decision": "promoted" if decision.promote else "rejected",
+        "glcf.promotion.reason": decision.reason,
+        "glcf.promotion.champion_version": champion.version if champion else "none",
+        "glcf.promotion.champion_metrics": champion_metrics or {},
+        "glcf.promotion.reviewed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    registry.tag_version(name, version, tags)
+    previous = champion.version if champion else None
+    if decision.promote:
+        registry.set_alias(name, registry.CHAMPION, version)
+    review_path = paths.report_dir / "review.md"
+    write_text(review_path, review)
+    with tracking.category_run(params, paths, stage="promote"):
+        mlflow.log_text(review, "promotion/review.md")
+        mlflow.log_dict(decision.to_dict(), "promotion/decision.json")
+        mlflow.set_tag("glcf.promotion.decision", tags["glcf.promotion.decision"])
+    record = {
+        "model_name": name,
+        "challenger_version": version,
+        "champion_version_before": previous,
+        "champion_version_after": version if decision.promote else previous,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "champion_remeasured": remeasured,
+        "checks": [c.__dict__ for c in decision.checks],
+    }
+    write_json(paths.promotion, record)
+    logger.info("%s v%s: %s", name, version, decision.reason)
+    return PromoteResult(name, version, previous, decision.promote, decision.reason, review, review_path)

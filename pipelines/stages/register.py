@@ -1,0 +1,153 @@
+"""Stage ``register``: log the served model (MLflow pyfunc) and register it as ``@challenger``.
+
+The pyfunc holds every weight (encoder included), the resolved config, the normalisation statistics
+and the threshold in one bundle, the ``glcf`` library as code, a signature and an input example, so
+that ``models:/glcf-<category>@champion`` loads in a clean process with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import io
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines import registry
+from pipelines.io import read_json, write_json
+from pipelines.params import CategoryPaths, PipelineParams
+from pipelines.stages.common import load_prepared
+
+logger = logging.getLogger(__name__)
+
+MODEL_CODE = Path(__file__).resolve().parents[1] / "serving" / "model_code.py"
+GLCF_CODE = Path(__file__).resolve().parents[2] / "glcf"
+SERVED_PACKAGES = ("torch", "timm", "numpy", "scipy", "pandas", "pillow", "scikit-learn", "mlflow", "tqdm", "pyyaml")
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    """The registered model version."""
+
+    model_name: str
+    version: str
+    model_uri: str
+    run_id: str
+
+
+def pip_requirements() -> list[str]:
+    """Exact versions of what the served model imports (local labels such as +cu132 dropped)."""
+    reqs = []
+    for name in SERVED_PACKAGES:
+        version = importlib.metadata.version(name).split("+", 1)[0]
+        reqs.append(f"{name}=={version}")
+    return reqs
+
+
+def signature() -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "image")]),
+        params=ParamSchema([ParamSpec("return_map", "boolean", False), ParamSpec("map_size", "string", "original")]),
+    )
+
+
+def input_example(image_path: Path) -> Any:
+    """One real test image, base64-encoded as a request would carry it (downsized PNG)."""
+    import pandas as pd
+    from PIL import Image
+
+    with Image.open(image_path) as img:
+        img = img.convert("RGB")
+        img.thumbnail((96, 96))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+    return pd.DataFrame({"image": [base64.b64encode(buf.getvalue()).decode("ascii")]})
+
+
+def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> RegisterResult:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from glcf.checkpoint import export_full_model
+    from glcf.stats import NormStats
+    from pipelines import tracking
+    from pipelines.stages.calibrate import load_model
+
+    data, manifest = load_prepared(params, paths)
+    calibration = read_json(paths.calibration, "calibration (run the calibrate stage first)")
+    metrics = read_json(paths.metrics, "metrics (run the evaluate stage first)")
+    summary = {k: float(v) for k, v in metrics["summary"].items() if isinstance(v, int | float)}
+    run_info = read_json(paths.run_info, "MLflow run record (run the train stage first)")
+    model = load_model(params, paths)
+    name = params.model_name(paths.category)
+    split_hash = manifest["hashes"]["test"]
+    serve = params.serve
+    model_config = {
+        "category": paths.category,
+        "max_image_bytes": serve.max_image_bytes,
+        "max_image_pixels": serve.max_image_pixels,
+        "max_batch": serve.max_batch,
+    }
+    registry.ensure_registered_model(name, f"GLCF logical anomaly detector for {paths.category!r}")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tracking.category_run(params, paths, stage="register", data_hash=manifest["hashes"]["data"]) as run,
+    ):
+        bundle = export_full_model(
+            Path(tmp) / "bundle.pt",
+            model,
+            NormStats.from_dict(calibration["norm_stats"]),
+            calibration["threshold"]["value"],
+            extra={"category": paths.category, "train_id": run_info["train_id"], "test_split_hash": split_hash},
+        )
+        example = input_example(data.test[0].path) if data.test else None
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(MODEL_CODE),
+            artifacts={"bundle": str(bundle)},
+            code_paths=[str(GLCF_CODE)],
+            signature=signature(),
+            input_example=example,
+            model_config=model_config,
+            pip_requirements=pip_requirements(),
+            registered_model_name=name,
+        )
+        version = str(info.registered_model_version)
+        registry_file = Path(tmp) / "registry.json"
+        write_json(registry_file, {"name": name, "version": version})
+        MlflowClient().log_model_artifact(info.model_id, str(registry_file))
+        commit, dirty = tracking.git_commit(paths.root)
+        registry.tag_version(
+            name,
+            version,
+            {
+                **registry.metric_tags(summary, split_hash),
+                "glcf.train_id": run_info["train_id"],
+                "glcf.run_id": run.info.run_id,
+                "glcf.data_hash": manifest["hashes"]["data"],
+                "glcf.variant": params.register.variant,
+                "glcf.threshold": repr(float(calibration["threshold"]["value"])),
+                "mlflow.source.git.commit": commit,
+            },
+        )
+        registry.set_alias(name, registry.CHALLENGER, version)
+        run_id = run.info.run_id
+    record = {
+        "model_name": name,
+        "version": version,
+        "model_uri": f"models:/{name}/{version}",
+        "alias": registry.CHALLENGER,
+        "run_id": run_id,
+        "test_split_hash": split_hash,
+        "metrics": summary,
+        "git_dirty": dirty,
+    }
+    write_json(paths.registration, record)
+    logger.info("%s: registered version %s as @%s", name, version, registry.CHALLENGER)
+    return RegisterResult(name, version, record["model_uri"], run_id)

@@ -1,0 +1,53 @@
+"""Run one stage by name: what ``glcf stage`` (and so ``dvc.yaml``) and the Prefect tasks call."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipelines.params import PipelineParams, load_params
+from pipelines.stages import STAGES
+
+logger = logging.getLogger(__name__)
+
+
+def stage_function(name: str) -> Any:
+    if name not in STAGES:
+        msg = f"unknown stage {name!r} (stages: {', '.join(STAGES)})"
+        raise ValueError(msg)
+    module = importlib.import_module(f"pipelines.stages.{name}")
+    return getattr(module, f"run_{name}")
+
+
+def run_stage(
+    name: str,
+    category: str,
+    params: PipelineParams | str | Path = "params.yaml",
+    *,
+    root: Path | None = None,
+    progress: bool = True,
+) -> Any:
+    """Run stage ``name`` for ``category`` and return its result dataclass.
+
+    Args:
+        name: one of ``pipelines.stages.STAGES``.
+        category: a category of ``data.categories``.
+        params: loaded parameters or the path of ``params.yaml``.
+        root: the project root the paths are relative to (default: the params file's folder).
+        progress: show progress bars.
+    """
+    if not isinstance(params, PipelineParams):
+        params = load_params(params)
+    paths = params.category_paths(category, root)
+    fn = stage_function(name)
+    logger.info("stage %s@%s", name, category)
+    return fn(params, paths, progress=progress)
+
+
+def result_dict(result: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(result):
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(result).items()}
+    return {"result": str(result)}

@@ -1,0 +1,125 @@
+"""Stage ``train``: fit GLCF on the category's normal training images.
+
+Per-epoch checkpoints go to ``.run/train/<category>/<fingerprint>/`` (outside DVC's outputs, which
+DVC deletes before a stage runs), so a run that was killed resumes from its last completed epoch and
+continues the same MLflow run. The final checkpoint holds the resolved config, library versions and
+only the trainable weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.io import read_json, write_json
+from pipelines.params import CategoryPaths, PipelineParams
+from pipelines.stages.common import dataset, load_prepared
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The trained model's files and figures."""
+
+    checkpoint: Path
+    train_id: str
+    run_id: str
+    epochs: int
+    resumed_from_epoch: int
+    seconds: float
+    images_per_second: float
+    final_loss: float
+
+
+def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
+    keys = sorted({k for rec in history for k in rec} - {"epoch"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["epoch", *[k.replace("/", ".") for k in keys]])
+        for rec in history:
+            writer.writerow([rec["epoch"], *[rec.get(k, "") for k in keys]])
+
+
+def _epoch_metrics(record: dict[str, Any]) -> dict[str, float]:
+    return {f"train.{k.replace('/', '.')}": float(v) for k, v in record.items() if k != "epoch"}
+
+
+def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> TrainResult:
+    """Train one category; resumes an interrupted run with the same settings and data."""
+    import mlflow
+
+    from glcf.checkpoint import save_checkpoint
+    from glcf.engine import CHECKPOINT_NAME, fit
+    from glcf.model import build_glcf
+    from glcf.runtime import seed_everything
+    from pipelines import tracking
+
+    data, manifest = load_prepared(params, paths)
+    key = params.fingerprint("model", "loss", "train") + "-" + manifest["hashes"]["train"][:12]
+    resume_dir = paths.resume_dir / key
+    state_file = resume_dir / "state.json"
+    last = resume_dir / CHECKPOINT_NAME
+    resume = last if last.exists() and state_file.exists() else None
+    train_id = read_json(state_file)["train_id"] if resume else uuid.uuid4().hex
+    resume_dir.mkdir(parents=True, exist_ok=True)
+    write_json(state_file, {"train_id": train_id, "category": paths.category})
+
+    seed_everything(params.glcf.train.seed)  # model initialisation is part of the seeded run
+    model = build_glcf(params.glcf)
+    train_set = dataset(data.train, model, cache=True)
+    logger.info("%s: %d training images, %s", paths.category, len(train_set), "resuming" if resume else "new run")
+    with tracking.category_run(
+        params, paths, stage="train", data_hash=manifest["hashes"]["data"], new_train_id=train_id
+    ) as run:
+        if resume is None:
+            mlflow.set_tag("glcf.resumed", "false")
+        else:
+            mlflow.set_tag("glcf.resumed", "true")
+        result = fit(
+            model,
+            train_set,
+            params.glcf.train,
+            checkpoint_dir=resume_dir,
+            resume_from=resume,
+            on_epoch_end=lambda rec: mlflow.log_metrics(_epoch_metrics(rec), step=int(rec["epoch"])),
+            progress=progress,
+        )
+        history = result.history
+        save_checkpoint(
+            paths.checkpoint,
+            model,
+            epoch=result.final_epoch,
+            history=history,
+            extra={"category": paths.category, "train_id": train_id, "data_hash": manifest["hashes"]["data"]},
+        )
+        _write_history(paths.history, history)
+        summary = {
+            "epochs": result.final_epoch,
+            "resumed_from_epoch": result.final_epoch - result.epochs_run,
+            "seconds": round(result.seconds, 3),
+            "images_per_second": round(result.images_per_second, 3),
+            "final_loss": history[-1]["loss"] if history else float("nan"),
+            "train_images": len(train_set),
+        }
+        write_json(paths.train_metrics, summary)
+        mlflow.log_metrics({f"train.final.{k}": float(v) for k, v in summary.items()})
+        write_json(paths.run_info, {"train_id": train_id, "run_id": run.info.run_id})
+        run_id = run.info.run_id
+    shutil.rmtree(resume_dir, ignore_errors=True)
+    return TrainResult(
+        checkpoint=paths.checkpoint,
+        train_id=train_id,
+        run_id=run_id,
+        epochs=result.final_epoch,
+        resumed_from_epoch=summary["resumed_from_epoch"],
+        seconds=result.seconds,
+        images_per_second=result.images_per_second,
+        final_loss=float(summary["final_loss"]),
+    )
