@@ -91,7 +91,7 @@ class GLCFServedModel(mlflow.pyfunc.PythonModel):
                 raise bad_request(str(exc)) from None
         return images
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - MLflow reads these hints
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
         params = params or {}
         return_map = bool(params.get("return_map", False))
         map_size = str(params.get("map_size", "original"))
