@@ -1,0 +1,165 @@
+"""The per-category flow (prepare, train, calibrate, evaluate, register, promote) and the parent flow."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from pipelines.flows import tasks as T
+from pipelines.params import load_params
+
+logger = logging.getLogger(__name__)
+
+STAGE_TASKS = {
+    "data": T.data_task,
+    "prepare": T.prepare_task,
+    "train": T.train_task,
+    "calibrate": T.calibrate_task,
+    "evaluate": T.evaluate_task,
+    "register": T.register_task,
+    "promote": T.promote_task,
+}
+
+
+@flow(name="glcf-category", log_prints=True, persist_result=True)
+def category_flow(
+    category: str,
+    params_file: str = "params.yaml",
+    stages: list[str] | None = None,
+    dvc_pull: bool = False,
+) -> dict[str, Any]:
+    """Run one category from data to the promotion review.
+
+    Args:
+        category: a category of ``data.categories``.
+        params_file: the parameter file (its folder is the project root).
+        stages: a subset of the stages, in pipeline order (default: all).
+        dvc_pull: run ``dvc pull`` for the category's data first (scheduled retraining).
+    """
+    log = get_run_logger()
+    params = load_params(params_file)
+    order = list(STAGE_TASKS)
+    chosen = order if stages is None else [s for s in order if s in stages]
+    unknown = sorted(set(stages or []) - set(order))
+    if unknown:
+        msg = f"stages: unknown stage(s) {unknown} (stages: {', '.join(order)})"
+        raise ValueError(msg)
+    if dvc_pull:
+        dvc_pull_task(category, params_file)
+    results: dict[str, Any] = {}
+    for name in chosen:
+        log.info("%s: stage %s", category, name)
+        results[name] = STAGE_TASKS[name](category, params)
+    return results
+
+
+@task(name="dvc-pull", retries=T.IO_RETRIES, retry_delay_seconds=T.IO_RETRY_DELAY_S, cache_policy=NO_CACHE)
+def dvc_pull_task(category: str, params_file: str) -> None:
+    params = load_params(params_file)
+    paths = params.category_paths(category)
+    target = f"data@{category}"
+    run_checked(["dvc", "pull", target], cwd=paths.root)
+
+
+def run_checked(cmd: list[str], cwd: Path) -> str:
+    """Run a tool, log its stderr, and raise with it on failure."""
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        msg = f"{' '.join(cmd)} failed with exit code {proc.returncode}: {proc.stderr.strip()[-2000:]}"
+        raise RuntimeError(msg)
+    return proc.stdout
+
+
+@task(name="category", cache_policy=NO_CACHE)
+def category_task(category: str, params_file: str, stages: list[str] | None) -> dict[str, Any]:
+    """A category flow as a task, so the parent flow can fan categories out on its task runner."""
+    return category_flow(category, params_file, stages)
+
+
+def summary_markdown(results: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "# GLCF pipeline run",
+        "",
+        "| category | image AUROC total | logical | structural | pixel AUROC | sPRO@0.05 | version | champion |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for category, res in sorted(results.items()):
+        s = getattr(res.get("evaluate"), "summary", {}) or {}
+        reg, promo = res.get("register"), res.get("promote")
+
+        def f(name: str, s: dict = s) -> str:
+            return "–" if s.get(name) is None else f"{s[name]:.3f}"
+
+        lines.append(
+            f"| {category} | {f('image_auroc_total')} | {f('image_auroc_logical_anomalies')} | "
+            f"{f('image_auroc_structural_anomalies')} | {f('pixel_auroc')} | {f('spro_0.05_mean')} | "
+            f"{getattr(reg, 'version', '–')} | {'promoted' if getattr(promo, 'promoted', False) else 'kept'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="glcf-pipeline", log_prints=True, persist_result=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
+def pipeline_flow(
+    categories: list[str] | None = None,
+    params_file: str = "params.yaml",
+    stages: list[str] | None = None,
+    dvc_commit: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Fan the categories out on the flow's task runner (threads by default; see :func:`run_pipeline`).
+
+    Args:
+        categories: default ``data.categories``.
+        params_file: the parameter file.
+        stages: a subset of the stages (default: all).
+        dvc_commit: record the outputs in ``dvc.lock`` afterwards (``dvc commit``), so that
+            ``dvc status`` and ``dvc repro`` agree with what the flow produced.
+    """
+    params = load_params(params_file)
+    chosen = list(categories or params.data.categories)
+    for c in chosen:
+        params.category_paths(c)  # an unknown category fails before any work starts
+    futures = {c: category_task.submit(c, params_file, stages) for c in chosen}
+    results = {c: f.result() for c, f in futures.items()}
+    create_markdown_artifact(key="glcf-pipeline-summary", markdown=summary_markdown(results))
+    if dvc_commit and stages is None:
+        root = Path(params_file).resolve().parent
+        if (root / "dvc.yaml").exists():
+            targets = [f"{stage}@{c}" for c in chosen for stage in STAGE_TASKS]
+            run_checked(["dvc", "commit", "--force", *targets], cwd=root)
+    return results
+
+
+def task_runner(kind: str = "threads", max_workers: int = 1, dask_address: str | None = None) -> Any:
+    """``threads`` (one process), or ``dask``: a cluster at ``dask_address`` or a local one."""
+    if kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=max(1, max_workers))
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": max(1, max_workers), "threads_per_worker": 1})
+    msg = f"task runner must be threads or dask, got {kind!r}"
+    raise ValueError(msg)
+
+
+def run_pipeline(
+    categories: list[str] | None = None,
+    params_file: str = "params.yaml",
+    *,
+    stages: list[str] | None = None,
+    runner: str = "threads",
+    max_workers: int = 1,
+    dask_address: str | None = None,
+    dvc_commit: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Run the parent flow with the chosen task runner."""
+    chosen = pipeline_flow.with_options(task_runner=task_runner(runner, max_workers, dask_address))
+    return chosen(categories=categories, params_file=params_file, stages=stages, dvc_commit=dvc_commit)

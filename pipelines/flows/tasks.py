@@ -1,0 +1,96 @@
+"""Prefect tasks around the stage functions (``pipelines.stages``): retries on I/O, no cache on training."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from pipelines.params import PipelineParams
+from pipelines.stages.runner import run_stage
+
+logger = logging.getLogger(__name__)
+
+IO_RETRIES = 2
+IO_RETRY_DELAY_S = 5
+
+# Stage functions read and write files and MLflow; they are never served from Prefect's cache.
+_common: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": True}
+
+
+def _run(name: str, category: str, params: PipelineParams, progress: bool) -> Any:
+    return run_stage(name, category, params, progress=progress)
+
+
+@task(name="data", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, **_common)
+def data_task(category: str, params: PipelineParams, progress: bool = False) -> Any:
+    return _run("data", category, params, progress)
+
+
+@task(name="prepare", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, **_common)
+def prepare_task(category: str, params: PipelineParams, progress: bool = False) -> Any:
+    return _run("prepare", category, params, progress)
+
+
+@task(name="train", **_common)
+def train_task(category: str, params: PipelineParams, progress: bool = False) -> Any:
+    return _run("train", category, params, progress)
+
+
+@task(name="calibrate", **_common)
+def calibrate_task(category: str, params: PipelineParams, progress: bool = False) -> Any:
+    return _run("calibrate", category, params, progress)
+
+
+@task(name="evaluate", **_common)
+def evaluate_task(category: str, params: PipelineParams, progress: bool = False) -> Any:
+    result = _run("evaluate", category, params, progress)
+    create_markdown_artifact(
+        key=artifact_key("metrics", category),
+        markdown=metrics_markdown(category, result.summary),
+        description=f"GLCF evaluation of {category}",
+    )
+    return result
+
+
+@task(name="register", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, **_common)
+def register_task(category: str, params: PipelineParams, progress: bool = False) -> Any:
+    return _run("register", category, params, progress)
+
+
+@task(name="promote", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, **_common)
+def promote_task(category: str, params: PipelineParams, progress: bool = False) -> Any:
+    result = _run("promote", category, params, progress)
+    create_markdown_artifact(
+        key=artifact_key("promotion-review", category),
+        markdown=result.review_markdown,
+        description=f"{result.model_name} v{result.challenger_version}: {result.reason}",
+    )
+    return result
+
+
+def artifact_key(kind: str, category: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    cleaned = "".join(c if c.isalnum() else "-" for c in category.lower()).strip("-")
+    return f"glcf-{kind}-{cleaned}"
+
+
+HEADLINE = (
+    "image_auroc_total",
+    "image_auroc_logical_anomalies",
+    "image_auroc_structural_anomalies",
+    "image_auroc_mean",
+    "image_auroc_map_max_total",
+    "pixel_auroc",
+    "spro_0.05_mean",
+    "pro_0.3_total",
+    "f1_total",
+)
+
+
+def metrics_markdown(category: str, summary: dict[str, float]) -> str:
+    rows = [f"| {name} | {summary[name]:.4f} |" for name in HEADLINE if summary.get(name) is not None]
+    return "\n".join([f"# {category}: test metrics", "", "| metric | value |", "|---|---|", *rows]) + "\n"
