@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.commands import evaluate, loco_eval, model_info, remote, stage
+from pipelines.commands import evaluate, flow, loco_eval, model_info, remote, stage
 from pipelines.commands import generate
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(remote.app, name="remote")
 app.command("loco-eval")(loco_eval.loco_eval)
 app.command("evaluate")(evaluate.evaluate)
 app.command("stage")(stage.stage)
+app.command("flow")(flow.flow)
 app.command("generate")(generate.generate)
 
 
