@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
-from glcf.synth.scene import Frame, dilate, erode
+from glcf.synth.draw import Frame, dilate, erode
 
 __all__ = ["PAINTERS", "finish", "finish_mask"]
 

@@ -114,3 +114,12 @@ def test_bad_workers_value(tmp_path) -> None:
 
     with pytest.raises(ValueError, match="workers"):
         generate(tmp_path, GeneratorConfig(counts=SplitCounts(1, 1, 1, 1, 1)), workers=0)
+
+
+def test_unknown_defect_names_are_errors() -> None:
+    category = CATEGORIES["pushpins"]
+    scene = category.sample_scene(np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"pushpins: unknown logical defect 'box_scratch'"):
+        category.apply_logical(scene, "box_scratch", np.random.default_rng(0))
+    with pytest.raises(KeyError, match="unknown defect"):
+        category.defect("bent_pin")

@@ -11,7 +11,8 @@ import copy
 
 import numpy as np
 
-from glcf.synth.scene import Category, DefectSpec, Part, Pen, Region, Scene, jitter_rgb, shade
+from glcf.synth.draw import Pen, jitter_rgb, shade
+from glcf.synth.scene import Category, DefectSpec, Part, Region, Scene
 
 LEFT = (22.0, 19.0, 140.0, 173.0)  # left compartment x0, y0, x1, y1 (design units)
 RIGHT = (146.0, 19.0, 234.0, 173.0)

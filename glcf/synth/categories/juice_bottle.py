@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from glcf.synth.scene import Category, DefectSpec, Part, Pen, Region, Scene, jitter_rgb, shade, turn
+from glcf.synth.draw import Pen, jitter_rgb, shade, turn
+from glcf.synth.scene import Category, DefectSpec, Part, Region, Scene
 
 FLAVOURS = ("orange", "cherry", "banana")
 JUICE = {"orange": (236, 142, 30), "cherry": (156, 22, 44), "banana": (236, 218, 128)}

@@ -11,7 +11,8 @@ import copy
 
 import numpy as np
 
-from glcf.synth.scene import Category, DefectSpec, Part, Pen, Region, Scene, jitter_rgb, shade, turn
+from glcf.synth.draw import Pen, jitter_rgb, shade, turn
+from glcf.synth.scene import Category, DefectSpec, Part, Region, Scene
 
 COLS, ROWS = 4, 3
 GRID = (22.0, 18.0, 234.0, 174.0)  # inner area x0, y0, x1, y1

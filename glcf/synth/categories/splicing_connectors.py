@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from glcf.synth.scene import Category, DefectSpec, Part, Pen, Region, Scene, jitter_rgb, shade
+from glcf.synth.draw import Pen, jitter_rgb, shade
+from glcf.synth.scene import Category, DefectSpec, Part, Region, Scene
 
 SLOT_COUNTS = (2, 3, 5)
 CABLE_OF = {2: "yellow", 3: "blue", 5: "red"}
