@@ -10,6 +10,7 @@ whichever store it lands in. Nothing here logs the tracking URI or any credentia
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import math
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 TRAIN_ID_TAG = "glcf.train_id"
 DEFAULT_DB = "mlflow.db"
+
+# The parent run of the runs created in this context (benchmarks, sweeps): see :func:`nested_under`.
+_PARENT_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("glcf_parent_run", default=None)
 
 
 def configure_tracking(project_root: Path) -> None:
@@ -117,6 +121,21 @@ def log_history(history_csv: Path) -> None:
 
 
 @contextlib.contextmanager
+def nested_under(parent_run_id: str | None) -> Iterator[None]:
+    """Create the category runs opened in this context as children of ``parent_run_id``.
+
+    The stage functions open their run through :func:`category_run` without knowing who called
+    them; a benchmark wraps them in this context so that every run it creates carries the tag
+    ``mlflow.parentRunId`` (``None`` leaves runs top-level).
+    """
+    token = _PARENT_RUN.set(parent_run_id)
+    try:
+        yield
+    finally:
+        _PARENT_RUN.reset(token)
+
+
+@contextlib.contextmanager
 def category_run(
     params: PipelineParams,
     paths: CategoryPaths,
@@ -124,6 +143,7 @@ def category_run(
     stage: str,
     data_hash: str | None = None,
     new_train_id: str | None = None,
+    parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Open (or re-create) the MLflow run of one category and variant.
 
@@ -134,6 +154,8 @@ def category_run(
         data_hash: the prepared manifest's hash, logged as a tag.
         new_train_id: the train stage passes its id (fresh, or the interrupted run's when resuming);
             other stages pass ``None`` and reuse the run recorded in ``mlflow_run.json``.
+        parent_run_id: make a newly created run a child of this run (default: the run set by
+            :func:`nested_under`, else none); an existing run keeps its parent.
     """
     project_root = paths.root
     configure_tracking(project_root)
@@ -142,7 +164,8 @@ def category_run(
     run_id = find_run(experiment_id, train_id)  # a resumed training continues its run
     backfill = run_id is None and new_train_id is None
     run_name = f"{paths.category}/{params.register.variant}"
-    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=run_name) as run:
+    parent = (parent_run_id or _PARENT_RUN.get()) if run_id is None else None
+    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=run_name, parent_run_id=parent) as run:
         if run_id is None:
             mlflow.set_tags({**base_tags(params, paths.category, project_root, data_hash), TRAIN_ID_TAG: train_id})
             log_params_flat(params.flat())

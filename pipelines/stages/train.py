@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.io import read_json, write_json
+from pipelines.io import read_json, sha256_json, write_json
 from pipelines.params import CategoryPaths, PipelineParams
 from pipelines.stages.common import dataset, load_prepared
 
@@ -51,6 +51,16 @@ def _epoch_metrics(record: dict[str, Any]) -> dict[str, float]:
     return {f"train.{k.replace('/', '.')}": float(v) for k, v in record.items() if k != "epoch"}
 
 
+def resume_key(params: PipelineParams, manifest: dict[str, Any]) -> str:
+    """Folder name of the resume state: same settings, same training data and same owner.
+
+    The owner (output folder and variant) keeps two trainings with equal settings apart, e.g. the
+    pipeline's and a benchmark variant's: one must never resume, and log into, the other's run.
+    """
+    owner = sha256_json({"models": params.paths.models, "variant": params.register.variant})[:8]
+    return f"{params.fingerprint('model', 'loss', 'train')}-{manifest['hashes']['train'][:12]}-{owner}"
+
+
 def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> TrainResult:
     """Train one category; resumes an interrupted run with the same settings and data."""
     import mlflow
@@ -62,8 +72,7 @@ def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = 
     from pipelines import tracking
 
     data, manifest = load_prepared(params, paths)
-    key = params.fingerprint("model", "loss", "train") + "-" + manifest["hashes"]["train"][:12]
-    resume_dir = paths.resume_dir / key
+    resume_dir = paths.resume_dir / resume_key(params, manifest)
     state_file = resume_dir / "state.json"
     last = resume_dir / CHECKPOINT_NAME
     resume = last if last.exists() and state_file.exists() else None
