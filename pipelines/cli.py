@@ -6,6 +6,7 @@ import typer
 
 from pipelines.commands import evaluate, flow, loco_eval, model_info, remote, stage
 from pipelines.commands import generate
+from pipelines.commands import benchmark, predict, serve
 
 app = typer.Typer(
     name="glcf",
@@ -22,6 +23,9 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("stage")(stage.stage)
 app.command("flow")(flow.flow)
 app.command("generate")(generate.generate)
+app.command("serve")(serve.serve)
+app.command("predict")(predict.predict)
+app.command("benchmark")(benchmark.benchmark)
 
 
 def main() -> None:

@@ -1,0 +1,53 @@
+"""``glcf benchmark``: the SAM layouts and ablations as nested MLflow runs, and their comparison table."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def benchmark(
+    categories: Annotated[str | None, typer.Option(help="comma-separated; default data.categories")] = None,
+    variants: Annotated[
+        str | None,
+        typer.Option(help="comma-separated of pss, pgs, ps, no_sb, no_mspem, no_sam, correspondence; default all"),
+    ] = None,
+    params: Annotated[Path, typer.Option("--params", "-p", help="base parameter file")] = Path("params.yaml"),
+    epochs: Annotated[int | None, typer.Option(min=1, help="override train.epochs for every variant")] = None,
+    prefect: Annotated[bool, typer.Option("--prefect", help="run as the Prefect flow glcf-benchmark")] = False,
+) -> None:
+    """Train and evaluate each variant on each category under one MLflow parent run; print the table.
+
+    Writes reports/benchmark/benchmark.{csv,md,png} and logs them to the parent run. Nothing is
+    registered.
+    """
+    from pipelines.logs import setup_logging
+
+    setup_logging()
+    chosen = _split(variants)
+    try:
+        if prefect:
+            from pipelines.prefect_env import apply_prefect_defaults
+
+            apply_prefect_defaults()
+            from pipelines.flows.benchmark import benchmark_flow
+
+            out = benchmark_flow(categories=_split(categories), variants=chosen, params_file=str(params), epochs=epochs)
+            typer.echo(Path(out["markdown"]).read_text(encoding="utf-8"))
+            typer.echo(f"parent run: {out['parent_run_id']}")
+            return
+        from pipelines.benchmark import DEFAULT_VARIANTS, run_benchmark
+
+        result = run_benchmark(params, _split(categories), chosen or list(DEFAULT_VARIANTS), epochs=epochs)
+    except (ValueError, FileNotFoundError) as exc:  # bad variant, category or params: no traceback
+        logging.getLogger("glcf").error("benchmark: %s", exc)
+        raise typer.Exit(2) from None
+    typer.echo(result.markdown)
+    typer.echo(f"parent run: {result.parent_run_id}  table: {result.csv_path}")

@@ -1,0 +1,59 @@
+"""``glcf predict``: score image files with a category's registered model (default: the champion)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, ...; any size, RGB or gray)")],
+    category: Annotated[str, typer.Option("--category", "-c", help="the category whose model scores them")],
+    alias: Annotated[str, typer.Option(help="registry alias of the model")] = "champion",
+    map_dir: Annotated[
+        Path | None, typer.Option(help="write an anomaly-map overlay PNG per image into this folder")
+    ] = None,
+    params: Annotated[Path, typer.Option("--params", "-p", help="parameter file")] = Path("params.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
+) -> None:
+    """Print path, score, decision, threshold and model version for each image."""
+    from pipelines.logs import setup_logging
+    from pipelines.params import ParamsError, load_params
+
+    setup_logging()
+    log = logging.getLogger("glcf")
+    try:
+        loaded = load_params(params)
+    except ParamsError as exc:
+        log.error("predict: %s", exc)
+        raise typer.Exit(2) from None
+    from pipelines import tracking
+    from pipelines.predict import ModelNotFoundError, predict_files
+
+    tracking.configure_tracking(loaded.source.parent if loaded.source else Path.cwd())
+    try:
+        rows = predict_files(loaded.model_name(category), alias, images, map_dir=map_dir)
+    except (ModelNotFoundError, ValueError) as exc:
+        log.error("predict: %s", exc)
+        raise typer.Exit(2) from None
+    if as_json:
+        for r in rows:
+            record = {
+                "path": str(r.path),
+                "score": r.score,
+                "is_anomaly": r.is_anomaly,
+                "threshold": r.threshold,
+                "model_version": r.model_version,
+                "map": str(r.map_path) if r.map_path else None,
+            }
+            typer.echo(json.dumps(record))
+        return
+    width = max([len("path"), *(len(str(r.path)) for r in rows)])
+    typer.echo(f"{'path':<{width}}  {'score':>10}  {'decision':<9}  {'threshold':>10}  version")
+    for r in rows:
+        decision = "anomalous" if r.is_anomaly else "normal"
+        typer.echo(f"{r.path!s:<{width}}  {r.score:>10.4f}  {decision:<9}  {r.threshold:>10.4f}  {r.model_version}")

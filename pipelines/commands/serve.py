@@ -1,0 +1,109 @@
+"""``glcf serve``: the registered model of a category behind MLflow's scoring server.
+
+Runs ``mlflow models serve -m models:/<prefix>-<category>@<alias> --env-manager local`` against the
+tracking store the pipeline uses (``MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the project), with
+this environment's ``bin/`` first on PATH (the server starts ``uvicorn`` from there). The request and
+answer format is described in ``pipelines/serving/model_code.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+
+def serve_command(model_uri: str, host: str, port: int, workers: int = 1) -> list[str]:
+    """The ``mlflow models serve`` command line (the ``mlflow`` script of this environment)."""
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    exe = str(mlflow_bin) if mlflow_bin.exists() else "mlflow"
+    return [
+        exe, "models", "serve", "-m", model_uri, "--env-manager", "local",
+        "-h", host, "-p", str(port), "-w", str(workers),
+    ]  # fmt: skip
+
+
+def server_env() -> dict[str, str]:
+    """This environment with its ``bin/`` first on PATH (else ``uvicorn: not found``)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> int:
+    """Run ``cmd`` until it exits; SIGINT/SIGTERM/SIGHUP go to it; returns its exit code.
+
+    The server runs in its own process group (``mlflow`` starts ``uvicorn`` as a child): a signal
+    goes to the whole group, so no worker outlives ``glcf serve``.
+    """
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+
+
+def serve(
+    category: Annotated[str, typer.Option("--category", "-c", help="the category whose model to serve")],
+    alias: Annotated[str, typer.Option(help="registry alias to serve")] = "champion",
+    host: Annotated[str | None, typer.Option(help="bind address (default serve.host)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default serve.port)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="server worker processes")] = 1,
+    params: Annotated[Path, typer.Option("--params", "-p", help="parameter file")] = Path("params.yaml"),
+) -> None:
+    """Serve models:/<prefix>-<category>@<alias> on /invocations (base64 PNG/JPEG images in, scores out)."""
+    from pipelines.logs import setup_logging
+    from pipelines.params import CATEGORY_RE, ParamsError, load_params
+
+    setup_logging()
+    log = logging.getLogger("glcf")
+    try:
+        loaded = load_params(params)
+    except ParamsError as exc:
+        log.error("serve: %s", exc)
+        raise typer.Exit(2) from None
+    for what, value in (("--category", category), ("--alias", alias)):
+        if not CATEGORY_RE.match(value):
+            log.error("serve: %s must be a simple name (letters, digits, _ - .), got %r", what, value)
+            raise typer.Exit(2)
+    from pipelines import registry, tracking
+
+    root = loaded.source.parent if loaded.source else Path.cwd()
+    tracking.configure_tracking(root)
+    name = loaded.model_name(category)
+    version = registry.by_alias(name, alias)
+    if version is None:
+        log.error(
+            "serve: registered model %r has no alias @%s in the tracking store (MLFLOW_TRACKING_URI, else "
+            "%s); run the pipeline for %r first (glcf flow or dvc repro), or pick another --alias",
+            name, alias, root / tracking.DEFAULT_DB, category,
+        )  # fmt: skip
+        raise typer.Exit(2)
+    bind = host or loaded.serve.host
+    bind_port = port if port is not None else loaded.serve.port
+    uri = f"models:/{name}@{alias}"
+    log.info("serving %s (version %s) on http://%s:%d/invocations", uri, version.version, bind, bind_port)
+    code = run_forwarding_signals(serve_command(uri, bind, bind_port, workers), server_env())
+    if code not in (0, -signal.SIGINT, -signal.SIGTERM):
+        raise typer.Exit(code if code > 0 else 1)
