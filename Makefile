@@ -6,8 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
 export UV_PYTHON_DOWNLOADS := never
+# dvc.yaml runs `glcf stage ...`: the environment's tools come first on PATH
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+CATEGORY ?= pushpins
+PORT ?= 5001
 
-.PHONY: help install demo test test-fast lint format
+.PHONY: help install demo flow test test-fast lint format serve ui infra-up infra-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,6 +22,25 @@ $(STAMP):
 	@rm -f $(VENV)/.synced-* && touch $@
 
 install: $(STAMP) ## create or update the virtual environment from uv.lock
+
+demo: $(STAMP) ## the main job: dvc repro of the whole pipeline on the embedded default data
+	dvc repro
+	dvc metrics show
+
+flow: $(STAMP) ## the same pipeline as Prefect flows (local mode unless PREFECT_API_URL is set)
+	glcf flow
+
+serve: $(STAMP) ## serve the champion of CATEGORY on 127.0.0.1:PORT
+	glcf serve --category $(CATEGORY) --port $(PORT)
+
+ui: $(STAMP) ## the MLflow UI on the local store (127.0.0.1:5000)
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+infra-up: $(STAMP) ## start the local team stack (PostgreSQL, S3, MLflow, Prefect) as plain processes
+	python infra/local/stack.py up
+
+infra-down: $(STAMP) ## stop the local team stack
+	python infra/local/stack.py down
 
 test: $(STAMP) ## run the whole test suite (unit + integration on loopback)
 	$(BIN)/pytest
