@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.commands import evaluate, flow, loco_eval, model_info, remote, stage
-from pipelines.commands import generate
-from pipelines.commands import benchmark, predict, serve
+from pipelines.commands import benchmark, evaluate, flow, generate, loco_eval, model_info, predict, remote, serve, stage
 
 app = typer.Typer(
     name="glcf",
