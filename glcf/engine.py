@@ -11,9 +11,10 @@ Per-epoch numbers go to an injected ``on_epoch_end(record)`` callback (the pipel
 this library never imports a tracker). A checkpoint is written after every epoch; ``resume_from``
 continues exactly where it stopped (weights, optimizer, scheduler, RNG and data order).
 
-Multi-process training (``torchrun`` DDP, a later issue) plugs in at :func:`train_one_epoch`: pass the
-DDP-wrapped model and a loader built with a ``DistributedSampler`` (``make_loader(sampler=...)``); the
-optimizer and checkpoints keep working on the unwrapped model.
+Multi-process training plugs in through a :class:`TrainStrategy`: the default trains in one process;
+inside an initialised ``torch.distributed`` process group (``torchrun``) :func:`fit` uses
+:class:`glcf.distributed.DDPStrategy` (DDP on the trainable parts, the global batch split over the
+ranks, checkpoints and progress on rank 0). The optimizer and checkpoints work on the unwrapped model.
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ __all__ = [
     "CHECKPOINT_NAME",
     "FitResult",
     "NonFiniteLossError",
+    "TrainStrategy",
     "build_optimizer",
     "build_scheduler",
+    "default_strategy",
+    "epoch_seed",
     "fit",
     "train_one_epoch",
 ]
@@ -101,6 +105,60 @@ class FitResult:
     images_per_second: float = 0.0
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of the shuffle generator of 0-based ``epoch`` (one order per epoch, reproducible on resume)."""
+    return seed * 1_000_003 + epoch
+
+
+class TrainStrategy:
+    """How :func:`fit` places the model and its data: this base class trains in one process.
+
+    :class:`glcf.distributed.DDPStrategy` overrides the hooks for ``torchrun`` data parallelism.
+    """
+
+    is_main: bool = True  # writes checkpoints, shows progress, calls ``on_epoch_end``
+
+    def device(self, requested: str) -> torch.device:
+        """The training device for ``train.device``."""
+        return resolve_device(requested)
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The module the training steps call (``model(x) -> GLCFFeatures``)."""
+        return model
+
+    def loader(
+        self, dataset: Dataset, cfg: TrainConfig, *, epoch: int, drop_last: bool, device: torch.device
+    ) -> DataLoader:
+        """The shuffled loader of 0-based ``epoch`` (seeded with :func:`epoch_seed`)."""
+        return make_loader(
+            dataset,
+            cfg.batch_size,
+            shuffle=True,
+            seed=epoch_seed(cfg.seed, epoch),
+            num_workers=cfg.num_workers,
+            drop_last=drop_last,
+            device=device,
+        )
+
+    def reduce(self, stats: dict[str, float]) -> dict[str, float]:
+        """Epoch statistics of all workers (mean losses, summed ``images``)."""
+        return stats
+
+    def agree(self, value: Any) -> Any:
+        """The main worker's ``value`` (e.g. the checkpoint to resume from)."""
+        return value
+
+
+def default_strategy() -> TrainStrategy:
+    """DDP inside an initialised multi-process ``torch.distributed`` group, else one process."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        from glcf.distributed import DDPStrategy
+
+        return DDPStrategy()
+    return TrainStrategy()
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over ``model.trainable_parameters()`` only (never the frozen encoder)."""
     params = [p for p in model.trainable_parameters() if p.requires_grad]
@@ -141,7 +199,11 @@ def train_one_epoch(
     model.train()
     sums: dict[str, float] = {}
     images_seen = 0
-    bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
+    # one iterator per epoch: tqdm.auto's class calls iter() on an iterable itself, which would draw the
+    # shuffle generator (and start loader workers) once more and change the epoch's order
+    batches = iter(loader)
+    total = len(loader) if hasattr(loader, "__len__") else None
+    bar = tqdm(batches, total=total, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
     for step, batch in enumerate(bar):
         images = images_from_batch(batch).to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
@@ -183,6 +245,7 @@ def fit(
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
     loss_fn: LossFn | None = None,
     progress: bool = True,
+    strategy: TrainStrategy | None = None,
 ) -> FitResult:
     """Train ``model`` on ``dataset`` (normal images) for ``cfg.epochs`` epochs.
 
@@ -199,6 +262,8 @@ def fit(
             ``images_per_second``.
         loss_fn: ``features -> (total, parts)``; default ``GLCFLoss(model.config.loss)``.
         progress: show tqdm bars with the running loss.
+        strategy: one process or DDP; default :func:`default_strategy` (DDP when called inside an
+            initialised multi-process ``torch.distributed`` group, e.g. under ``torchrun``).
 
     Returns:
         :class:`FitResult`.
@@ -213,7 +278,9 @@ def fit(
     if n_images == 0:
         msg = "fit: the training dataset is empty"
         raise ValueError(msg)
-    device = resolve_device(cfg.device)
+    strategy = strategy if strategy is not None else default_strategy()
+    progress = progress and strategy.is_main
+    device = strategy.device(cfg.device)
     amp_dtype = resolve_amp(cfg.amp, device)
     loss_fn = loss_fn if loss_fn is not None else _default_loss(model)
     run_config = model.config.replace(train=cfg)
@@ -223,10 +290,13 @@ def fit(
     scheduler = build_scheduler(optimizer, cfg)
     history: list[dict[str, Any]] = []
     start_epoch = 0
+    resume_from = strategy.agree(resume_from)
     if resume_from is not None:
         start_epoch, history = _resume(resume_from, model, optimizer, scheduler, cfg)
+    train_model = strategy.wrap(model)
     drop_last = n_images >= cfg.batch_size
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    write = checkpoint_dir is not None and strategy.is_main
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if write else None
     logger.info(
         "fit: %d images, epochs %d..%d, device %s, amp %s", n_images, start_epoch, cfg.epochs, device, amp_dtype
     )
@@ -235,18 +305,10 @@ def fit(
     with tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="epoch", disable=not progress) as epoch_bar:
         for epoch in range(start_epoch, cfg.epochs):
             t_epoch = time.perf_counter()
-            loader = make_loader(
-                dataset,
-                cfg.batch_size,
-                shuffle=True,
-                seed=cfg.seed * 1_000_003 + epoch,
-                num_workers=cfg.num_workers,
-                drop_last=drop_last,
-                device=device,
-            )
+            loader = strategy.loader(dataset, cfg, epoch=epoch, drop_last=drop_last, device=device)
             lr = optimizer.param_groups[0]["lr"]
             stats = train_one_epoch(
-                model,
+                train_model,
                 loader,
                 optimizer,
                 loss_fn,
@@ -256,6 +318,7 @@ def fit(
                 grad_clip_norm=cfg.grad_clip_norm,
                 progress=progress,
             )
+            stats = strategy.reduce(stats)
             scheduler.step()
             seconds = time.perf_counter() - t_epoch
             images = stats.pop("images")
@@ -275,9 +338,10 @@ def fit(
                 )
             epoch_bar.update(1)
             epoch_bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.1e}")
-            if on_epoch_end is not None:
+            if on_epoch_end is not None and strategy.is_main:
                 on_epoch_end(dict(record))
-            logger.info("epoch %d/%d loss %.5g (%.1f s)", epoch + 1, cfg.epochs, record["loss"], seconds)
+            if strategy.is_main:
+                logger.info("epoch %d/%d loss %.5g (%.1f s)", epoch + 1, cfg.epochs, record["loss"], seconds)
     seconds = time.perf_counter() - t_start
     return FitResult(
         history=history,
