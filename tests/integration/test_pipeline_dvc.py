@@ -1,0 +1,124 @@
+"""``dvc repro`` end to end on the tiny project: outputs, status, metrics, plots, no-op re-run, experiments.
+
+The acceptance criterion of the pipeline issue: ``dvc exp run -S data.root=... -S data.categories=[...]``
+pointed at a second, separately generated LOCO root runs the whole pipeline on it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from pipeline_project import CATEGORY, TinyProject, shared_tiny_project
+
+from pipelines.stages import STAGES
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> TinyProject:
+    return shared_tiny_project(tmp_path_factory)
+
+
+def _json(proc) -> object:
+    return json.loads(proc.stdout)
+
+
+def test_repro_writes_every_stage_and_status_is_clean(tiny_project: TinyProject) -> None:
+    root = tiny_project.root
+    lock = (root / "dvc.lock").read_text()
+    for stage in STAGES:
+        assert f"{stage}@{CATEGORY}:" in lock
+    metrics = json.loads((root / "reports" / CATEGORY / "metrics.json").read_text())
+    assert 0.0 <= metrics["summary"]["image_auroc_total"] <= 1.0
+    registration = json.loads((root / "reports" / CATEGORY / "registration.json").read_text())
+    promotion = json.loads((root / "reports" / CATEGORY / "promotion.json").read_text())
+    # floors at 0: the first version clears the gate and becomes champion
+    assert registration["version"] == "1"
+    assert promotion["promoted"] is True
+    assert promotion["champion_version_after"] == "1"
+    assert "first version" in promotion["reason"]
+    assert (root / "reports" / CATEGORY / "review.md").read_text().startswith("# Promotion review")
+    versions, aliases = tiny_project.registry_state(f"glcf-{CATEGORY}")
+    assert versions == ["1"]
+    assert aliases == {"challenger": "1", "champion": "1"}
+    status = _json(tiny_project.run("dvc", "status", "--json"))
+    assert status == {f"data@{CATEGORY}": ["always changed"]}
+
+
+def test_metrics_and_plots_show(tiny_project: TinyProject) -> None:
+    shown = _json(tiny_project.run("dvc", "metrics", "show", "--json"))
+    files = shown[""]["data"]
+    written = json.loads((tiny_project.root / "reports" / CATEGORY / "metrics.json").read_text())
+    reported = files[f"reports/{CATEGORY}/metrics.json"]["data"]["summary"]
+    assert reported == written["summary"]
+    assert files[f"models/{CATEGORY}/train_metrics.json"]["data"]["epochs"] == 2
+    plots = _json(tiny_project.run("dvc", "plots", "show", "--json"))["data"]
+    expected = {
+        f"models/{CATEGORY}/history.csv",
+        f"reports/{CATEGORY}/roc/total.csv",
+        f"reports/{CATEGORY}/plots/roc.png",
+        f"reports/{CATEGORY}/plots/gallery.png",
+    }
+    assert expected <= set(plots)
+    history = plots[f"models/{CATEGORY}/history.csv"][0]
+    assert history["type"] == "vega"
+    assert "errors" not in json.dumps(plots)
+
+
+def test_second_repro_runs_only_the_data_stage(tiny_project: TinyProject) -> None:
+    lock_before = (tiny_project.root / "dvc.lock").read_text()
+    proc = tiny_project.timed("dvc_repro_again", "dvc", "repro")
+    ran = re.findall(r"Running stage '([^']+)'", proc.stdout)
+    assert ran == [f"data@{CATEGORY}"]
+    for stage in STAGES[1:]:
+        assert f"Stage '{stage}@{CATEGORY}' didn't change, skipping" in proc.stdout
+    assert (tiny_project.root / "dvc.lock").read_text() == lock_before
+    assert _json(tiny_project.run("dvc", "status", "--json")) == {f"data@{CATEGORY}": ["always changed"]}
+
+
+def test_exp_run_on_a_second_loco_root(tiny_project: TinyProject, tmp_path: Path) -> None:
+    from glcf.synth import GeneratorConfig, generate
+
+    other = "juice_bottle"
+    loco = tmp_path / "second-loco"
+    cfg = GeneratorConfig.from_dict(
+        {
+            "seed": 7,
+            "categories": [other],
+            "image_size": [128, 96],
+            "counts": {"train": 8, "validation": 4, "test_good": 4, "test_logical": 3, "test_structural": 3},
+        }
+    )
+    generate(loco, cfg, progress=False)
+    source_files = sorted(p.relative_to(loco / other) for p in (loco / other).rglob("*") if p.is_file())
+    project = tiny_project.clone(tmp_path / "project")
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-q", "-m", "tiny project after dvc repro")
+    proc = project.timed(
+        "dvc_exp_run", "dvc", "exp", "run", "-S", f"data.root={loco}", "-S", f"data.categories=[{other}]"
+    )
+    ran = re.findall(r"Running stage '([^']+)'", proc.stdout)
+    assert ran == [f"{stage}@{other}" for stage in STAGES]
+    root = project.root
+    imported = sorted(
+        p.relative_to(root / "data/raw" / other) for p in (root / "data/raw" / other).rglob("*") if p.is_file()
+    )
+    assert imported == source_files
+    manifest = json.loads((root / "data/prepared" / other / "manifest.json").read_text())
+    assert len(manifest["splits"]["train"]) == 8
+    metrics = json.loads((root / "reports" / other / "metrics.json").read_text())
+    assert metrics["category"] == other
+    # the experiment ran with the -S values, recorded in params.yaml and dvc exp show
+    shown = _json(project.run("dvc", "exp", "show", "--json"))
+    params_seen = json.dumps(shown)
+    assert str(loco) in params_seen
+    # one experiment per dataset: the second root's folder name
+    experiments = {e.name for e in project.client().search_experiments()}
+    assert {"glcf/synthetic-loco", "glcf/second-loco"} <= experiments
+    assert project.registry_state(f"glcf-{other}") == (["1"], {"challenger": "1", "champion": "1"})
+    # nothing of the original project moved
+    assert tiny_project.registry_state(f"glcf-{other}") == ([], {})
