@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.commands import benchmark, evaluate, flow, generate, loco_eval, model_info, predict, remote, serve, stage
+from pipelines.commands import (
+    benchmark,
+    deploy,
+    evaluate,
+    flow,
+    generate,
+    loco_eval,
+    model_info,
+    predict,
+    remote,
+    serve,
+    stage,
+)
 
 app = typer.Typer(
     name="glcf",
@@ -24,6 +36,7 @@ app.command("generate")(generate.generate)
 app.command("serve")(serve.serve)
 app.command("predict")(predict.predict)
 app.command("benchmark")(benchmark.benchmark)
+app.command("deploy")(deploy.deploy)
 
 
 def main() -> None:
