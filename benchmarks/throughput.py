@@ -5,11 +5,17 @@ For each preset (224 px, random encoder weights: throughput does not depend on t
 * inference images/s at batch 1 and 8 (eval mode, no grad),
 * training images/s at batch 8 (forward + GLCFLoss + backward + AdamW step over the trainable
   parameters),
-* peak memory: CUDA max allocated on a GPU; on the CPU the growth of the process peak RSS
-  (``getrusage`` max RSS) over its value before the preset was built,
+* peak memory: CUDA max allocated on a GPU (model included); on the CPU the growth of the
+  process peak RSS over the RSS with the model built (Linux ``VmHWM``, reset before each phase
+  through ``/proc/self/clear_refs``), i.e. activations, workspace and optimiser state; each
+  preset runs in a fresh process so that memory freed by an earlier one does not hide growth,
 * GFLOPs per image counted with ``torch.utils.flop_counter.FlopCounterMode`` (forward, and the
   training step forward + backward), and the achieved GFLOP/s as a fraction of the machine's
   measured matmul peak (a large fp32 matmul; bf16 on CUDA, where bf16 autocast is used).
+
+Images/s are the median of ``--iters`` timed runs (``*_best``: the fastest run). The utilisation
+uses the fastest runs and the best matmul measured before and after the preset, which keeps it
+meaningful on a machine shared with other jobs.
 
 Usage::
 
@@ -21,11 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import resource
 import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,12 +55,34 @@ def autocast(device: torch.device) -> AbstractContextManager[Any]:
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
-def max_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def _status_mib(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        return None
+    return None
 
 
-def timed(fn: Callable[[], None], device: torch.device, warmup: int, iters: int) -> float:
-    """Median seconds per call after ``warmup`` calls."""
+def reset_peak_rss() -> float:
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0) and return the current RSS in MiB."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        logger.warning("cannot reset the peak RSS; falling back to the process-lifetime peak")
+    current = _status_mib("VmRSS")
+    return current if current is not None else peak_rss_mib()
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS since the last reset (``VmHWM``), else the process-lifetime peak (``getrusage``)."""
+    hwm = _status_mib("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn: Callable[[], None], device: torch.device, warmup: int, iters: int) -> tuple[float, float]:
+    """(median, best) seconds per call after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
     sync(device)
@@ -62,16 +92,16 @@ def timed(fn: Callable[[], None], device: torch.device, warmup: int, iters: int)
         fn()
         sync(device)
         times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return sorted(times)[len(times) // 2], min(times)
 
 
 def matmul_peak_gflops(device: torch.device, iters: int) -> tuple[float, str]:
-    """Measured GFLOP/s of a large square matmul (fp32 on CPU, bf16 on CUDA)."""
+    """Best measured GFLOP/s of a large square matmul (fp32 on CPU, bf16 on CUDA)."""
     n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    seconds = timed(lambda: torch.mm(a, b), device, warmup=2, iters=max(iters, 3))
-    return 2 * n**3 / seconds / 1e9, f"{n}x{n} {str(dtype).removeprefix('torch.')} matmul"
+    _, best = timed(lambda: torch.mm(a, b), device, warmup=2, iters=max(2 * iters, 10))
+    return 2 * n**3 / best / 1e9, f"{n}x{n} {str(dtype).removeprefix('torch.')} matmul"
 
 
 def count_flops(fn: Callable[[], None]) -> int:
@@ -81,10 +111,15 @@ def count_flops(fn: Callable[[], None]) -> int:
     return counter.get_total_flops()
 
 
-def bench_preset(name: str, device: torch.device, warmup: int, iters: int) -> dict[str, Any]:
+def bench_preset(name: str, device_name: str, warmup: int, iters: int, threads: int) -> dict[str, Any]:
+    """Measure one preset (run in a fresh process so that its peak memory is its own)."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(device_name)
+    torch.manual_seed(0)
+    peak, peak_what = matmul_peak_gflops(device, iters)  # same process, just before the model runs
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    rss0 = max_rss_mib()
     cfg = preset(name, encoder={"weights": "none"})
     model: GLCFModel = build_glcf(cfg).to(device)
     loss_fn = GLCFLoss(cfg.loss)
@@ -102,16 +137,18 @@ def bench_preset(name: str, device: torch.device, warmup: int, iters: int) -> di
         return run
 
     model.eval()
+    rss0 = reset_peak_rss()  # model built: the growth is activations, workspace and (later) optimiser state
     for batch in (1, 8):
-        run = infer(batch)
-        seconds = timed(run, device, warmup, iters)
-        result[f"infer_b{batch}_img_s"] = batch / seconds
+        median, best = timed(infer(batch), device, warmup, iters)
+        result[f"infer_b{batch}_img_s"] = batch / median
+        result[f"infer_b{batch}_img_s_best"] = batch / best
     result["forward_gflops_per_img"] = count_flops(infer(1)) / 1e9
     if device.type == "cuda":
         result["infer_peak_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
         torch.cuda.reset_peak_memory_stats(device)
     else:
-        result["infer_peak_rss_growth_mib"] = max_rss_mib() - rss0
+        result["infer_peak_rss_growth_mib"] = peak_rss_mib() - rss0
+        rss0 = reset_peak_rss()
 
     model.train()
     opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.01)
@@ -128,15 +165,21 @@ def bench_preset(name: str, device: torch.device, warmup: int, iters: int) -> di
         fwd_bwd()
         opt.step()
 
-    seconds = timed(step, device, warmup, iters)
-    result["train_b8_img_s"] = 8 / seconds
+    median, best = timed(step, device, warmup, iters)
+    result["train_b8_img_s"] = 8 / median
+    result["train_b8_img_s_best"] = 8 / best
     result["train_gflops_per_img"] = count_flops(fwd_bwd) / 8 / 1e9  # AdamW's elementwise ops not counted
     if device.type == "cuda":
         result["train_peak_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     else:
-        result["train_peak_rss_growth_mib"] = max_rss_mib() - rss0
-    result["infer_b8_gflop_s"] = result["forward_gflops_per_img"] * result["infer_b8_img_s"]
-    result["train_b8_gflop_s"] = result["train_gflops_per_img"] * result["train_b8_img_s"]
+        result["train_peak_rss_growth_mib"] = peak_rss_mib() - rss0
+    peak = max(peak, matmul_peak_gflops(device, iters)[0])  # again after the model: contention varies
+    # utilisation from the best runs (the least disturbed by other processes) against the best matmul
+    result["infer_b8_gflop_s"] = result["forward_gflops_per_img"] * result["infer_b8_img_s_best"]
+    result["train_b8_gflop_s"] = result["train_gflops_per_img"] * result["train_b8_img_s_best"]
+    result["matmul_peak_gflop_s"], result["matmul_peak_of"] = peak, peak_what
+    result["infer_b8_fraction_of_peak"] = result["infer_b8_gflop_s"] / peak
+    result["train_b8_fraction_of_peak"] = result["train_b8_gflop_s"] / peak
     return result
 
 
@@ -153,40 +196,42 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     name = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = torch.device("cpu" if name == "auto" else name)
-    torch.manual_seed(0)
-    peak, peak_what = matmul_peak_gflops(device, args.iters)
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else f"cpu ({torch.get_num_threads()} threads)",
         "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
-        "memory": "CUDA max allocated" if device.type == "cuda" else "growth of process peak RSS (getrusage)",
-        "matmul_peak_gflop_s": peak,
-        "matmul_peak_of": peak_what,
+        "memory": "CUDA max allocated" if device.type == "cuda" else "peak RSS growth over the built model (VmHWM)",
         "torch": torch.__version__,
         "results": [],
     }
+    spawn = multiprocessing.get_context("spawn")
     for p in args.presets:
-        r = bench_preset(p, device, args.warmup, args.iters)
-        r["infer_b8_fraction_of_peak"] = r["infer_b8_gflop_s"] / peak
-        r["train_b8_fraction_of_peak"] = r["train_b8_gflop_s"] / peak
+        with spawn.Pool(1) as pool:  # fresh process per preset: peak memory not inherited
+            r = pool.apply(bench_preset, (p, str(device), args.warmup, args.iters, args.threads))
         report["results"].append(r)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"device: {report['device']}  precision: {report['precision']}  torch {report['torch']}")
-    print(f"matmul peak: {peak:.1f} GFLOP/s ({peak_what}); memory = {report['memory']}")
+    peaks = ", ".join(f"{r['preset']} {r['matmul_peak_gflop_s']:.1f}" for r in report["results"])
+    print(f"matmul peak GFLOP/s ({report['results'][0]['matmul_peak_of']}, best of runs): {peaks}")
+    print(f"memory = {report['memory']}; images/s = median (best) of --iters runs")
     mem = "mem MiB infer/train"
     print(
-        f"{'preset':<8} {'encoder':<30} {'inf b1':>8} {'inf b8':>8} {'train b8':>9} {'fwd GF':>7} {'trn GF':>7}"
+        f"{'preset':<8} {'encoder':<30} {'inf b1':>14} {'inf b8':>14} {'train b8':>14} {'fwd GF':>7} {'trn GF':>7}"
         f" {'inf %pk':>7} {'trn %pk':>7} {mem:>20}"
     )
     for r in report["results"]:
+
+        def speed(key: str, r: dict[str, Any] = r) -> str:
+            return f"{r[key + '_img_s']:.2f} ({r[key + '_img_s_best']:.2f})"
+
         m_inf = r.get("infer_peak_mem_mib", r.get("infer_peak_rss_growth_mib"))
         m_trn = r.get("train_peak_mem_mib", r.get("train_peak_rss_growth_mib"))
         print(
-            f"{r['preset']:<8} {r['encoder']:<30} {r['infer_b1_img_s']:>8.2f} {r['infer_b8_img_s']:>8.2f}"
-            f" {r['train_b8_img_s']:>9.2f} {r['forward_gflops_per_img']:>7.2f} {r['train_gflops_per_img']:>7.2f}"
+            f"{r['preset']:<8} {r['encoder']:<30} {speed('infer_b1'):>14} {speed('infer_b8'):>14}"
+            f" {speed('train_b8'):>14} {r['forward_gflops_per_img']:>7.2f} {r['train_gflops_per_img']:>7.2f}"
             f" {100 * r['infer_b8_fraction_of_peak']:>6.1f}% {100 * r['train_b8_fraction_of_peak']:>6.1f}%"
             f" {m_inf:>9.0f}/{m_trn:<10.0f}"
         )
