@@ -86,6 +86,21 @@ class Settings(BaseSettings):
     glcf_s3_read_timeout: float = Field(default=60.0, gt=0, le=3600)
     glcf_s3_addressing_style: Literal["auto", "path", "virtual"] = "path"
 
+    # Scale-out and schedules (pipelines.flows.category.task_runner, glcf deploy).
+    glcf_dask_address: str | None = None  # scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786
+    glcf_ray_address: str | None = None  # a running Ray cluster, e.g. ray://10.0.0.6:10001
+    glcf_cpu_pool: str = "glcf-cpu"  # Prefect work pool of the scheduled category runs
+    glcf_gpu_pool: str = "glcf-gpu"  # Prefect work pool of GPU workers (glcf deploy --gpu)
+    glcf_gpu_count: int = Field(default=1, ge=1, le=1024)  # concurrency limit of the GPU pool: one run per GPU
+
+    @field_validator("glcf_cpu_pool", "glcf_gpu_pool")
+    @classmethod
+    def _check_pool(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in "-_." for c in value):
+            msg = f"work pool name must be letters, digits, '-', '_' or '.', got {value!r}"
+            raise ValueError(msg)
+        return value
+
     @field_validator("glcf_s3_prefix")
     @classmethod
     def _strip_prefix(cls, value: str) -> str:

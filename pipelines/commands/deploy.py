@@ -27,6 +27,9 @@ def deploy(
     dry_run: Annotated[bool, typer.Option(help="print the deployments without contacting Prefect")] = False,
 ) -> None:
     """Create or update the scheduled retraining deployments (dvc pull, stages, register, promotion review)."""
+    import os
+
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # our loggers, outside any run
     from pipelines.deploy import apply_deployments, plan_deployments
     from pipelines.logs import setup_logging
     from pipelines.prefect_env import apply_prefect_defaults

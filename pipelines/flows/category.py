@@ -137,16 +137,36 @@ def pipeline_flow(
 
 
 def task_runner(kind: str = "threads", max_workers: int = 1, dask_address: str | None = None) -> Any:
-    """``threads`` (one process), or ``dask``: a cluster at ``dask_address`` or a local one."""
+    """The parent flow's task runner: categories run side by side on it.
+
+    Args:
+        kind: ``threads`` (one process), ``dask`` (prefect-dask) or ``ray`` (prefect-ray, the ``ray`` extra).
+        max_workers: threads, or workers of a local Dask cluster / CPUs of a local Ray instance.
+        dask_address: scheduler of a running Dask cluster; default ``GLCF_DASK_ADDRESS``, else a local
+            cluster of ``max_workers`` processes. A Ray cluster comes from ``GLCF_RAY_ADDRESS``.
+    """
+    from pipelines.settings import get_settings
+
     if kind == "threads":
         return ThreadPoolTaskRunner(max_workers=max(1, max_workers))
     if kind == "dask":
         from prefect_dask import DaskTaskRunner
 
-        if dask_address:
-            return DaskTaskRunner(address=dask_address)
+        address = dask_address or get_settings().glcf_dask_address
+        if address:
+            return DaskTaskRunner(address=address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": max(1, max_workers), "threads_per_worker": 1})
-    msg = f"task runner must be threads or dask, got {kind!r}"
+    if kind == "ray":
+        try:
+            from prefect_ray import RayTaskRunner
+        except ImportError:
+            msg = "task runner 'ray' needs the ray extra: uv sync --extra ray (or pip install 'glcf[ray]')"
+            raise ValueError(msg) from None
+        address = get_settings().glcf_ray_address
+        if address:
+            return RayTaskRunner(address=address)
+        return RayTaskRunner(init_kwargs={"num_cpus": max(1, max_workers), "include_dashboard": False})
+    msg = f"task runner must be threads, dask or ray, got {kind!r}"
     raise ValueError(msg)
 
 
