@@ -71,4 +71,3 @@ class GLCFLoss(nn.Module):
             + cfg.global_estimation * parts["global_estimation"]
         )
         return total, parts
-
