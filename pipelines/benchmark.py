@@ -308,7 +308,7 @@ def plot_chart(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
     categories = {r["category"] for r in rows if r["category"] != "mean"}
     shown = [r for r in rows if (r["category"] == "mean") == (len(categories) > 1)]
     variants = [r["variant"] for r in shown]
-    fig = Figure(figsize=(max(6.0, 1.4 * len(COLUMNS) * max(1, len(variants)) / 3), 4.2))
+    fig = Figure(figsize=(max(6.0, 2.0 + 0.28 * len(COLUMNS) * len(variants)), 4.2))
     ax = fig.subplots()
     width = 0.8 / max(1, len(variants))
     x = np.arange(len(COLUMNS))

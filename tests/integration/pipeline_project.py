@@ -128,6 +128,24 @@ class TinyProject:
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
+    def download_model(self, name: str, alias_or_version: str, dst: Path) -> Path:
+        """Download a registered version's model folder from this project's store.
+
+        Resolved with an explicit client, then downloaded from the logged model's own location:
+        ``mlflow.artifacts.download_artifacts("models:/...", registry_uri=...)`` resolves the name
+        with the default registry (the working folder's ``mlflow.db``) whatever it is given.
+        """
+        import mlflow
+
+        client = self.client()
+        if alias_or_version.isdigit():
+            mv = client.get_model_version(name, alias_or_version)
+        else:
+            mv = client.get_model_version_by_alias(name, alias_or_version)
+        model_id = mv.model_id or mv.source.removeprefix("models:/")  # the SQL store leaves model_id empty
+        location = client.get_logged_model(model_id).artifact_location
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dst)))
+
     def registry_state(self, name: str) -> tuple[list[str], dict[str, str]]:
         """Versions and aliases of a registered model (empty when it does not exist)."""
         client = self.client()

@@ -1,0 +1,115 @@
+"""``glcf predict`` and ``glcf benchmark`` on the tiny project (real CLI processes, real MLflow store)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pipeline_project import CATEGORY, TinyProject, shared_tiny_project
+
+from pipelines.benchmark import COLUMNS
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MODEL = f"glcf-{CATEGORY}"
+VARIANTS = ["pss", "pgs", "ps", "no_sb", "no_mspem", "no_sam", "correspondence"]
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> TinyProject:
+    return shared_tiny_project(tmp_path_factory)
+
+
+def test_predict_scores_files_with_the_champion(tiny_project: TinyProject, tmp_path: Path) -> None:
+    from glcf.detector import Detector
+
+    test = tiny_project.root / "data" / "raw" / CATEGORY / "test"
+    gray = tmp_path / "gray_odd.jpg"
+    with Image.open(test / "good" / "001.png") as im:
+        im.convert("L").resize((133, 71)).save(gray, quality=90)
+    files = [test / "good" / "000.png", test / "logical_anomalies" / "000.png", gray]
+    maps = tmp_path / "maps"
+    proc = tiny_project.run("glcf", "predict", "--category", CATEGORY, *map(str, files), "--map-dir", str(maps))
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].split() == ["path", "score", "decision", "threshold", "version"]
+    rows = [line.split() for line in lines[1:]]
+    assert [r[0] for r in rows] == [str(f) for f in files]
+
+    local = tiny_project.download_model(MODEL, "1", tmp_path / "v1")
+    expected = Detector(local / "artifacts" / "bundle.pt").score(files)
+    for row, want in zip(rows, expected, strict=True):
+        assert float(row[1]) == pytest.approx(want.score, abs=1e-4)  # printed with 4 decimals
+        assert row[2] == ("anomalous" if want.is_anomaly else "normal")
+        assert float(row[3]) == pytest.approx(want.threshold, abs=1e-4)
+        assert row[4] == "1"
+    written = sorted(p.name for p in maps.glob("*.png"))
+    assert written == ["000_2_map.png", "000_map.png", "gray_odd_map.png"]
+    for path in maps.glob("*.png"):
+        with Image.open(path) as im:
+            assert im.format == "PNG"
+            assert min(im.size) > 50
+
+    missing = tiny_project.run("glcf", "predict", "-c", CATEGORY, str(tmp_path / "nope.png"), check=False)
+    assert missing.returncode == 2
+    assert "nope.png: no such image file" in missing.stderr
+    no_alias = tiny_project.run("glcf", "predict", "-c", CATEGORY, "--alias", "nope", str(files[0]), check=False)
+    assert no_alias.returncode == 2
+    assert "has no alias @nope" in no_alias.stderr
+
+
+def test_benchmark_runs_every_variant_as_nested_runs(tiny_project: TinyProject, tmp_path: Path) -> None:
+    project = tiny_project.clone(tmp_path / "project")
+    versions_before = project.registry_state(MODEL)
+    proc = project.timed("benchmark", "glcf", "benchmark", "--variants", ",".join(VARIANTS), "--epochs", "1")
+    out = project.root / "reports" / "benchmark"
+    parent_id = proc.stdout.split("parent run: ")[1].split()[0]
+
+    with (out / "benchmark.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["variant"] for r in rows] == VARIANTS  # one category: no mean rows
+    assert set(COLUMNS) <= set(rows[0])
+    markdown = (out / "benchmark.md").read_text()
+    for variant in VARIANTS:
+        assert f"| {variant} | {CATEGORY} |" in markdown
+    with Image.open(out / "benchmark.png") as im:
+        assert im.format == "PNG"
+
+    client = project.client()
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["glcf.kind"] == "benchmark"
+    assert parent.data.tags["glcf.variants"] == ",".join(VARIANTS)
+    logged = {a.path for a in client.list_artifacts(parent_id, "benchmark")}
+    assert {"benchmark/benchmark.csv", "benchmark/benchmark.md", "benchmark/benchmark.png"} <= logged
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    )
+    by_variant = {c.data.tags["glcf.variant"]: c for c in children}
+    assert sorted(by_variant) == sorted(VARIANTS)
+    for row in rows:
+        child = by_variant[row["variant"]]
+        assert child.info.run_id == row["run_id"]
+        assert child.info.run_name == f"{CATEGORY}/{row['variant']}"
+        assert child.data.params["train.epochs"] == "1"
+        assert child.data.metrics["image_auroc_total"] == pytest.approx(float(row["image_auroc_total"]))
+        metrics = json.loads((out / row["variant"] / CATEGORY / "metrics.json").read_text())
+        assert metrics["summary"]["pixel_auroc"] == pytest.approx(float(row["pixel_auroc"]))
+    # each variant trained with its own settings; correspondence reused the pss checkpoint
+    assert by_variant["pgs"].data.params["model.bottleneck.layout"] == "pgs"
+    assert by_variant["no_sam"].data.params["model.ablation.sam"] == "False"
+    assert by_variant["correspondence"].data.params["model.scoring.map_source"] == "correspondence"
+    assert by_variant["correspondence"].data.tags["glcf.checkpoint_from_variant"] == "pss"
+    models = project.root / "models" / "benchmark"
+    pss_ckpt = (models / "pss" / CATEGORY / "model.pt").read_bytes()
+    assert (models / "correspondence" / CATEGORY / "model.pt").read_bytes() == pss_ckpt
+    assert (models / "pgs" / CATEGORY / "model.pt").read_bytes() != pss_ckpt
+    # nothing registered, the pipeline's own outputs untouched
+    assert project.registry_state(MODEL) == versions_before
+    assert json.loads(project.run("dvc", "status", "--json").stdout) == {f"data@{CATEGORY}": ["always changed"]}
+
+    bad = project.run("glcf", "benchmark", "--variants", "pss,nope", check=False)
+    assert bad.returncode == 2
+    assert "unknown variant 'nope'" in bad.stderr
