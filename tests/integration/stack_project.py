@@ -113,6 +113,15 @@ def registry_state(project: TinyProject, name: str) -> tuple[list[str], dict[str
         return versions, aliases, {str(mv.version): dict(mv.tags) for mv in found}
 
 
+def stage_result(stdout: str) -> dict[str, Any]:
+    """The JSON result ``glcf stage`` prints (MLflow prints its run links to stdout before it)."""
+    import json
+
+    start = 0 if stdout.startswith("{") else stdout.index("\n{") + 1
+    result, _ = json.JSONDecoder().raw_decode(stdout[start:])
+    return result
+
+
 def drop_local_data(project: TinyProject, category: str) -> None:
     """Remove the category's data and the DVC cache: only ``dvc pull`` can bring them back."""
     import shutil

@@ -31,6 +31,7 @@ from stack_project import (
     secrets_of,
     stack_mlflow,
     stack_project,
+    stage_result,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -216,13 +217,6 @@ def killed(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) ->
     return Killed(
         project, epochs, after[0], seen[0], log_path.read_text(), stage_result(resumed.stdout), resumed.stderr
     )
-
-
-def stage_result(stdout: str) -> dict[str, Any]:
-    """The JSON result ``glcf stage`` prints (MLflow prints its run links to stdout before it)."""
-    start = 0 if stdout.startswith("{") else stdout.index("\n{") + 1
-    result, _ = json.JSONDecoder().raw_decode(stdout[start:])
-    return result
 
 
 def test_killed_training_resumes_from_its_last_checkpoint(killed: Killed) -> None:
