@@ -55,8 +55,11 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int | None =
             return _to_rgb8(img, Path(name))
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        msg = f"{name}: not a readable image ({type(exc).__name__}: {exc})"
+    except UnidentifiedImageError:
+        msg = f"{name}: not an image format Pillow can read (send PNG or JPEG bytes)"
+        raise ImageDecodeError(msg) from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        msg = f"{name}: unreadable or truncated image ({type(exc).__name__}: {exc})"
         raise ImageDecodeError(msg) from None
 
 
