@@ -26,13 +26,13 @@ def test_rgb_png_round_trip() -> None:
 
 def test_gray_rgba_and_16_bit_are_converted() -> None:
     gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
-    out = decode_image(encode(Image.fromarray(gray, mode="L")))
+    out = decode_image(encode(Image.fromarray(gray)))
     np.testing.assert_array_equal(out, np.repeat(gray[:, :, None], 3, axis=2))
     rgba = np.zeros((2, 2, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 200, 0  # fully transparent red: alpha dropped, colour kept
-    assert decode_image(encode(Image.fromarray(rgba, mode="RGBA")))[0, 0].tolist() == [200, 0, 0]
+    assert decode_image(encode(Image.fromarray(rgba)))[0, 0].tolist() == [200, 0, 0]
     wide = np.array([[0, 65535], [257, 32896]], dtype=np.uint16)
-    out = decode_image(encode(Image.fromarray(wide, mode="I;16")))
+    out = decode_image(encode(Image.fromarray(wide)))
     assert out[..., 0].tolist() == [[0, 255], [1, 128]]
 
 
