@@ -4,7 +4,8 @@
 ``glcf-category/retrain-<category>`` of :func:`pipelines.flows.category.category_flow` with
 
 * one cron schedule (``schedule.cron``, a per-category ``schedule.crons`` entry, or ``--cron``), in a time zone;
-* the parameters ``category``, ``params_file`` (relative to the project folder) and ``dvc_pull=True``: a run pulls
+* the parameters ``category``, ``params_file`` (relative to the project folder), ``dvc_pull=True`` and
+  ``dvc_commit=True``: a run pulls
   the category's data (``dvc pull data@<category>``), runs its stages, registers a ``@challenger`` and runs the
   promotion review;
 * the project folder as its source (``flow.from_source(<folder>, "pipelines.flows.category.category_flow")``):
@@ -37,9 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pipelines.params import PipelineParams, parse_params
+from pipelines.params import ParamsError, PipelineParams, load_params
 
 logger = logging.getLogger(__name__)
 
@@ -124,20 +123,11 @@ def load_schedule(params_file: str | Path) -> tuple[PipelineParams, SchedulePara
 
     path = Path(params_file)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        msg = f"{path}: parameter file not found"
-        raise ValueError(msg) from None
-    if not isinstance(raw, Mapping):
-        msg = f"{path}: must hold a mapping of sections"
-        raise ValueError(msg)
-    raw = dict(raw)
-    section = raw.pop("schedule", None) or {}
+        params = load_params(path)
+    except ParamsError as exc:
+        raise ValueError(str(exc)) from None
+    section = params.raw.get("schedule") or {}
     try:
-        params = parse_params(raw, source=path.resolve())
-        if not isinstance(section, Mapping):
-            msg = f"schedule: must be a mapping, got {type(section).__name__}"
-            raise ValueError(msg)
         schedule = from_mapping(ScheduleParams, section, "schedule")
         schedule.validate(params.data.categories)
     except ValueError as exc:
@@ -215,7 +205,7 @@ def plan_deployments(
             timezone=schedule.timezone,
             work_pool=pool,
             project_root=root,
-            parameters={"category": c, "params_file": path.name, "dvc_pull": True},
+            parameters={"category": c, "params_file": path.name, "dvc_pull": True, "dvc_commit": True},
             tags=("glcf", "retrain", f"category:{c}", "gpu" if schedule.gpu else "cpu"),
         )
         for c in chosen

@@ -386,7 +386,7 @@ def _glcf_config(raw: Mapping[str, Any]) -> GLCFConfig:
 
 def parse_params(raw: Mapping[str, Any], source: Path | None = None) -> PipelineParams:
     """Validate a parsed ``params.yaml`` mapping."""
-    known = {"paths", "data", "model", "loss", "train", "calibrate", "evaluate", "register", "serve"}
+    known = {"paths", "data", "model", "loss", "train", "calibrate", "evaluate", "register", "serve", "schedule"}
     unknown = sorted(set(raw) - known)
     if unknown:
         _fail(unknown[0], f"unknown section (known: {', '.join(sorted(known))})")
@@ -405,6 +405,9 @@ def parse_params(raw: Mapping[str, Any], source: Path | None = None) -> Pipeline
         obj = from_mapping(cls, value, name)
         obj.validate(name)
         sections[name] = obj
+    schedule = raw.get("schedule") or {}
+    if not isinstance(schedule, Mapping):
+        _fail("schedule", f"must be a mapping, got {type(schedule).__name__}")  # cron details: glcf deploy
     return PipelineParams(glcf=_glcf_config(raw), source=source, raw=dict(raw), **sections)
 
 

@@ -50,14 +50,11 @@ def _info(name: str, mv: object) -> VersionInfo:
     )
 
 
-def ensure_registered_model(name: str, description: str) -> None:
+def describe(name: str, description: str) -> None:
+    """Set the registered model's description when it has none yet."""
     client = MlflowClient()
-    try:
-        client.get_registered_model(name)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        client.create_registered_model(name, description=description)
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=description)
 
 
 def metric_tags(metrics: Mapping[str, float], split_hash: str) -> dict[str, str]:

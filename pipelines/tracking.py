@@ -64,13 +64,23 @@ def git_commit(root: Path) -> tuple[str, bool]:
 
 
 def ensure_experiment(name: str) -> str:
+    """The experiment's id, created if missing; safe when parallel categories race to create it."""
+    from mlflow.exceptions import MlflowException
+
     client = MlflowClient()
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        if exp.lifecycle_stage == "deleted":
-            client.restore_experiment(exp.experiment_id)
-        return exp.experiment_id
-    return client.create_experiment(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            exp = client.get_experiment_by_name(name)  # another worker created it first
+            if exp is None:
+                raise
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
 
 
 def read_run_info(paths: CategoryPaths) -> dict[str, Any]:

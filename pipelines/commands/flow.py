@@ -16,7 +16,7 @@ def flow(
     categories: Annotated[str | None, typer.Option(help="comma-separated; default data.categories")] = None,
     params: Annotated[Path, typer.Option("--params", "-p", help="parameter file")] = Path("params.yaml"),
     stages: Annotated[str | None, typer.Option(help="comma-separated subset of the stages")] = None,
-    runner: Annotated[str, typer.Option(help="task runner: threads or dask")] = "threads",
+    runner: Annotated[str, typer.Option(help="threads, dask or ray (see GLCF_DASK_ADDRESS)")] = "threads",
     workers: Annotated[int, typer.Option(help="categories at once (threads or local Dask workers)")] = 1,
     dask_address: Annotated[str | None, typer.Option(help="scheduler address of an existing Dask cluster")] = None,
     dvc_commit: Annotated[bool, typer.Option(help="record the outputs in dvc.lock afterwards")] = True,

@@ -34,6 +34,7 @@ def category_flow(
     params_file: str = "params.yaml",
     stages: list[str] | None = None,
     dvc_pull: bool = False,
+    dvc_commit: bool = False,
 ) -> dict[str, Any]:
     """Run one category from data to the promotion review.
 
@@ -42,6 +43,8 @@ def category_flow(
         params_file: the parameter file (its folder is the project root).
         stages: a subset of the stages, in pipeline order (default: all).
         dvc_pull: run ``dvc pull`` for the category's data first (scheduled retraining).
+        dvc_commit: afterwards record the category's outputs in ``dvc.lock`` (scheduled retraining;
+            the parent flow commits all categories at once instead).
     """
     log = get_run_logger()
     params = load_params(params_file)
@@ -57,7 +60,16 @@ def category_flow(
     for name in chosen:
         log.info("%s: stage %s", category, name)
         results[name] = STAGE_TASKS[name](category, params)
+    if dvc_commit and stages is None:
+        dvc_commit_task(Path(params_file).resolve().parent, [f"{stage}@{category}" for stage in STAGE_TASKS])
     return results
+
+
+@task(name="dvc-commit", retries=T.IO_RETRIES, retry_delay_seconds=T.IO_RETRY_DELAY_S, cache_policy=NO_CACHE)
+def dvc_commit_task(root: Path, targets: list[str]) -> None:
+    """``dvc commit --force`` the stages so ``dvc status`` agrees with the flow (retried: DVC's repo lock)."""
+    if (root / "dvc.yaml").exists():
+        run_checked(["dvc", "commit", "--force", *targets], cwd=root)
 
 
 @task(name="dvc-pull", retries=T.IO_RETRIES, retry_delay_seconds=T.IO_RETRY_DELAY_S, cache_policy=NO_CACHE)
@@ -121,6 +133,7 @@ def pipeline_flow(
         dvc_commit: record the outputs in ``dvc.lock`` afterwards (``dvc commit``), so that
             ``dvc status`` and ``dvc repro`` agree with what the flow produced.
     """
+    params_file = str(Path(params_file).resolve())  # workers of a cluster may start elsewhere
     params = load_params(params_file)
     chosen = list(categories or params.data.categories)
     for c in chosen:
@@ -129,10 +142,8 @@ def pipeline_flow(
     results = {c: f.result() for c, f in futures.items()}
     create_markdown_artifact(key="glcf-pipeline-summary", markdown=summary_markdown(results))
     if dvc_commit and stages is None:
-        root = Path(params_file).resolve().parent
-        if (root / "dvc.yaml").exists():
-            targets = [f"{stage}@{c}" for c in chosen for stage in STAGE_TASKS]
-            run_checked(["dvc", "commit", "--force", *targets], cwd=root)
+        targets = [f"{stage}@{c}" for c in chosen for stage in STAGE_TASKS]
+        dvc_commit_task(Path(params_file).parent, targets)
     return results
 
 

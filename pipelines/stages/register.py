@@ -94,7 +94,6 @@ def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool
         "max_image_pixels": serve.max_image_pixels,
         "max_batch": serve.max_batch,
     }
-    registry.ensure_registered_model(name, f"GLCF logical anomaly detector for {paths.category!r}")
     with (
         tempfile.TemporaryDirectory() as tmp,
         tracking.category_run(params, paths, stage="register", data_hash=manifest["hashes"]["data"]) as run,
@@ -119,6 +118,8 @@ def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool
             registered_model_name=name,
         )
         version = str(info.registered_model_version)
+        # described only now: a failed log_model (e.g. artifact store down) leaves no registry entry behind
+        registry.describe(name, f"GLCF logical anomaly detector for {paths.category!r}")
         registry_file = Path(tmp) / "registry.json"
         write_json(registry_file, {"name": name, "version": version})
         MlflowClient().log_model_artifact(info.model_id, str(registry_file))

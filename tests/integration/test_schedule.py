@@ -105,7 +105,12 @@ def test_deploy_registers_one_cron_deployment_per_category(scheduled: ScheduledR
         assert pool.type == "process"
         for category in CATEGORIES:
             dep = client.read_deployment_by_name(f"glcf-category/retrain-{category}")
-            assert dep.parameters == {"category": category, "params_file": "params.yaml", "dvc_pull": True}
+            assert dep.parameters == {
+                "category": category,
+                "params_file": "params.yaml",
+                "dvc_pull": True,
+                "dvc_commit": True,
+            }
             assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in dep.schedules] == [(CRON, "UTC", True)]
             assert dep.work_pool_name == scheduled.pool
             assert dep.entrypoint == "pipelines.flows.category.category_flow"
@@ -123,9 +128,15 @@ def test_scheduled_run_pulls_retrains_registers_and_reviews(scheduled: Scheduled
     assert run.auto_scheduled
     assert run.idempotency_key.startswith(f"scheduled {run.deployment_id} ")
     assert run.state.is_completed(), (run.state, scheduled.worker_output[-4000:])
-    assert run.parameters == {"category": "pushpins", "params_file": "params.yaml", "dvc_pull": True}
+    assert run.parameters == {
+        "category": "pushpins",
+        "params_file": "params.yaml",
+        "dvc_pull": True,
+        "dvc_commit": True,
+    }
     names = {t.name.rsplit("-", 1)[0]: t for t in scheduled.task_runs}
-    assert set(names) == {"dvc-pull", *STAGES}
+    assert set(names) == {"dvc-pull", *STAGES, "dvc-commit"}
+    assert names["dvc-commit"].start_time > names["promote"].start_time
     assert all(t.state.is_completed() for t in scheduled.task_runs)
     assert names["dvc-pull"].start_time < names["data"].start_time
     # the data came back from the remote (it was deleted, cache included, before the run)
@@ -141,6 +152,9 @@ def test_scheduled_run_pulls_retrains_registers_and_reviews(scheduled: Scheduled
     review = json.loads((scheduled.project.root / "reports" / "pushpins" / "promotion.json").read_text())
     assert review["challenger_version"] == "1"
     assert "pushpins: stage promote" in scheduled.flow_logs
+    # the run recorded its outputs in dvc.lock: DVC agrees with what the scheduled run produced
+    status = scheduled.project.run("dvc", "status", *(f"{s}@pushpins" for s in STAGES if s != "data")).stdout
+    assert "changed" not in status, status
 
 
 def test_scheduled_run_leaks_no_credential(scheduled: ScheduledRun) -> None:

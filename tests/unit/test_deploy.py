@@ -31,7 +31,12 @@ def test_one_deployment_per_category_from_the_schedule_section(tmp_path: Path, m
         ("glcf-category/retrain-pushpins", "0 3 * * *", "Europe/Berlin", "glcf-cpu"),
         ("glcf-category/retrain-breakfast_box", "30 4 * * 1", "Europe/Berlin", "glcf-cpu"),
     ]
-    assert specs[0].parameters == {"category": "pushpins", "params_file": "params.yaml", "dvc_pull": True}
+    assert specs[0].parameters == {
+        "category": "pushpins",
+        "params_file": "params.yaml",
+        "dvc_pull": True,
+        "dvc_commit": True,
+    }
     assert specs[0].project_root == tmp_path.resolve()
 
 
