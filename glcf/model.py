@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glcf.bottleneck import MSPatchEmbed, SemanticAggregation
@@ -22,7 +23,19 @@ from glcf.features import GLCFFeatures
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GLCFModel", "build_glcf"]
+__all__ = ["GLCFModel", "build_glcf", "channel_layer_norm"]
+
+
+def channel_layer_norm(t: Tensor, eps: float = 1e-5) -> Tensor:
+    """Parameter-free LayerNorm over the channels of ``[B, C, H, W]`` at every position (same shape back).
+
+    Why: the decoders end in LayerNorm (SUNet patch expanding), so their outputs start at unit scale
+    and can only grow by their LayerNorm gains, about ``lr`` per step. Swin-T taps are LayerNorm
+    outputs (or linear maps of them) and match that scale; CNN taps do not (tf_efficientnet_lite0:
+    RMS 8-10), so without this the decoders spend the whole training on the magnitude and the local
+    map measures feature energy instead of reconstruction error.
+    """
+    return F.layer_norm(t.permute(0, 2, 3, 1), (t.shape[1],), eps=eps).permute(0, 3, 1, 2).contiguous()
 
 
 class GLCFModel(nn.Module):
@@ -87,8 +100,15 @@ class GLCFModel(nn.Module):
         return [p for name, p in self.named_parameters() if not name.startswith("encoder.")]
 
     def encode(self, x: Tensor) -> list[Tensor]:
-        """Frozen taps ``[E1..E4]`` of normalised images ``[B, 3, S, S]`` (no gradient)."""
-        return self.encoder(x)
+        """Frozen taps ``[E1..E4]`` of normalised images ``[B, 3, S, S]`` (no gradient).
+
+        With ``encoder.tap_norm="layernorm"`` every tap is normalised over its channels at each
+        position (parameter-free LayerNorm), as the Swin taps already are.
+        """
+        taps = self.encoder(x)
+        if self.config.encoder.tap_norm == "layernorm":
+            taps = [channel_layer_norm(t) for t in taps]
+        return taps
 
     def represent(self, taps: list[Tensor]) -> tuple[Tensor, Tensor]:
         """Global semantic and original patch representations ``(G, O)``, each ``[B, C4, S/32, S/32]``."""

@@ -49,7 +49,11 @@ def test_paper_shapes(paper_info: dict) -> None:
     assert s["representations"] == {"global": [1, 768, 7, 7], "original": [1, 768, 7, 7]}
     for branch in ("global_corr", "local_est", "global_est"):
         assert s[branch] == [[1, 96, 56, 56], [1, 192, 28, 28], [1, 384, 14, 14]]
-    assert paper_info["config"]["encoder"] == {"name": "swin_tiny_patch4_window7_224", "weights": "none"}
+    assert paper_info["config"]["encoder"] == {
+        "name": "swin_tiny_patch4_window7_224",
+        "weights": "none",
+        "tap_norm": "none",  # encoder.tap_norm (added later): Swin taps are used as they are
+    }
 
 
 def test_bad_preset_is_a_usage_error() -> None:
