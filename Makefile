@@ -25,7 +25,7 @@ install: $(STAMP) ## create or update the virtual environment from uv.lock
 
 demo: $(STAMP) ## the main job: dvc repro of the whole pipeline on the embedded default data
 	dvc repro
-	dvc metrics show
+	glcf report
 
 flow: $(STAMP) ## the same pipeline as Prefect flows (local mode unless PREFECT_API_URL is set)
 	glcf flow

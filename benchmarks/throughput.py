@@ -1,6 +1,7 @@
 """GLCF throughput benchmark: inference and training images/s, peak memory, FLOPs and utilisation.
 
-For each preset (224 px, random encoder weights: throughput does not depend on them) it measures
+For each preset (at ``--image-size``, default 224 px; random encoder weights: throughput does not
+depend on them) it measures
 
 * inference images/s at batch 1 and 8 (eval mode, no grad),
 * training images/s at batch 8 (forward + GLCFLoss + backward + AdamW step over the trainable
@@ -111,7 +112,9 @@ def count_flops(fn: Callable[[], None]) -> int:
     return counter.get_total_flops()
 
 
-def bench_preset(name: str, device_name: str, warmup: int, iters: int, threads: int) -> dict[str, Any]:
+def bench_preset(
+    name: str, device_name: str, warmup: int, iters: int, threads: int, image_size: int = 224
+) -> dict[str, Any]:
     """Measure one preset (run in a fresh process so that its peak memory is its own)."""
     if threads:
         torch.set_num_threads(threads)
@@ -120,7 +123,7 @@ def bench_preset(name: str, device_name: str, warmup: int, iters: int, threads: 
     peak, peak_what = matmul_peak_gflops(device, iters)  # same process, just before the model runs
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    cfg = preset(name, encoder={"weights": "none"})
+    cfg = preset(name, image_size=image_size, encoder={"weights": "none"})
     model: GLCFModel = build_glcf(cfg).to(device)
     loss_fn = GLCFLoss(cfg.loss)
     size = cfg.image_size
@@ -190,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--image-size", type=int, default=224, help="input side for every preset (Swin-T: 224)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
     if args.threads:
@@ -208,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     spawn = multiprocessing.get_context("spawn")
     for p in args.presets:
         with spawn.Pool(1) as pool:  # fresh process per preset: peak memory not inherited
-            r = pool.apply(bench_preset, (p, str(device), args.warmup, args.iters, args.threads))
+            r = pool.apply(bench_preset, (p, str(device), args.warmup, args.iters, args.threads, args.image_size))
         report["results"].append(r)
     if args.json:
         print(json.dumps(report, indent=2))

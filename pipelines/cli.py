@@ -14,6 +14,7 @@ from pipelines.commands import (
     model_info,
     predict,
     remote,
+    report,
     serve,
     stage,
 )
@@ -32,6 +33,7 @@ app.command("loco-eval")(loco_eval.loco_eval)
 app.command("evaluate")(evaluate.evaluate)
 app.command("stage")(stage.stage)
 app.command("flow")(flow.flow)
+app.command("report")(report.report)
 app.command("generate")(generate.generate)
 app.command("serve")(serve.serve)
 app.command("predict")(predict.predict)

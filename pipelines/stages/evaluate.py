@@ -47,6 +47,14 @@ def write_roc_tables(out_dir: Path, types: list[str], labels: list[int], scores:
             writer.writerows(zip(fpr.round(6), tpr.round(6), np.where(np.isfinite(thr), thr, 1e30), strict=True))
 
 
+def extra_scores(params: PipelineParams, pred: Any) -> dict[str, Any]:
+    """Scores reported next to the model's own: each branch alone, and the paper's std of the fused map."""
+    scores = {"local": pred.local_scores, "global": pred.global_scores}
+    if params.glcf.scoring.image_score != "std" and pred.anomaly_maps is not None:
+        scores["std"] = pred.anomaly_maps.reshape(len(pred.anomaly_maps), -1).std(axis=1)  # population std
+    return scores
+
+
 def score_name(params: PipelineParams) -> str:
     scoring = params.glcf.scoring
     fused = f"fused a={scoring.alpha:g} b={scoring.beta:g}" if scoring.mode == "fused" else scoring.mode
@@ -79,7 +87,7 @@ def evaluate_category(
         out_dir,
         threshold=threshold,
         score_name=score_name(params),
-        extra_scores={"local": pred.local_scores, "global": pred.global_scores},
+        extra_scores=extra_scores(params, pred),
         spro_limits=params.evaluate.max_fpr_limits,
         plots=plots,
         gallery_size=params.evaluate.gallery_size,

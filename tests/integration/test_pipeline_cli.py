@@ -113,3 +113,18 @@ def test_benchmark_runs_every_variant_as_nested_runs(tiny_project: TinyProject, 
     bad = project.run("glcf", "benchmark", "--variants", "pss,nope", check=False)
     assert bad.returncode == 2
     assert "unknown variant 'nope'" in bad.stderr
+
+
+def test_report_lists_each_category_from_its_reports(tiny_project: TinyProject) -> None:
+    rows = json.loads(tiny_project.run("glcf", "report", "--json").stdout)
+    assert [r["category"] for r in rows] == [CATEGORY]
+    metrics = json.loads((tiny_project.root / "reports" / CATEGORY / "metrics.json").read_text())["summary"]
+    promotion = json.loads((tiny_project.root / "reports" / CATEGORY / "promotion.json").read_text())
+    row = rows[0]
+    assert row["image_auroc_total"] == metrics["image_auroc_total"]
+    assert row["image_auroc_logical_anomalies"] == metrics["image_auroc_logical_anomalies"]
+    assert row["spro_0.05_mean"] == metrics["spro_0.05_mean"]
+    assert row["version"] == promotion["challenger_version"]
+    table = tiny_project.run("glcf", "report").stdout.splitlines()
+    assert table[0].split()[:4] == ["category", "image", "AUROC", "logical"]
+    assert table[2].startswith(CATEGORY)
