@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=224, help="input side for every preset (Swin-T: 224)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
+    for p in args.presets:  # fail before any timing, naming the preset and the value
+        try:
+            preset(p, image_size=args.image_size, encoder={"weights": "none"})
+        except (KeyError, ValueError) as exc:
+            parser.error(f"--presets {p} --image-size {args.image_size}: {exc}")
     if args.threads:
         torch.set_num_threads(args.threads)
     name = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
