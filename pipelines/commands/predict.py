@@ -21,16 +21,10 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
 ) -> None:
     """Print path, score, decision, threshold and model version for each image."""
-    from pipelines.logs import setup_logging
-    from pipelines.params import ParamsError, load_params
+    from pipelines.commands.params_option import load_params_or_exit
 
-    setup_logging()
+    loaded = load_params_or_exit(params, "predict")
     log = logging.getLogger("glcf")
-    try:
-        loaded = load_params(params)
-    except ParamsError as exc:
-        log.error("predict: %s", exc)
-        raise typer.Exit(2) from None
     from pipelines import tracking
     from pipelines.predict import ModelNotFoundError, predict_files
 

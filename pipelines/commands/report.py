@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from pipelines.params import PipelineParams
 
 COLUMNS = (
     ("image AUROC", "image_auroc_total"),
@@ -19,11 +22,8 @@ COLUMNS = (
 )
 
 
-def report_rows(params_file: Path) -> list[dict[str, Any]]:
+def report_rows(params: PipelineParams) -> list[dict[str, Any]]:
     """One row per category: its headline metrics and its registry state (None where not run yet)."""
-    from pipelines.params import load_params
-
-    params = load_params(params_file)
     rows = []
     for category in params.data.categories:
         paths = params.category_paths(category)
@@ -44,7 +44,9 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Print each category's test metrics and its registry versions (after dvc repro or glcf flow)."""
-    rows = report_rows(params)
+    from pipelines.commands.params_option import load_params_or_exit
+
+    rows = report_rows(load_params_or_exit(params, "report"))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -73,16 +73,11 @@ def serve(
     params: Annotated[Path, typer.Option("--params", "-p", help="parameter file")] = Path("params.yaml"),
 ) -> None:
     """Serve models:/<prefix>-<category>@<alias> on /invocations (base64 PNG/JPEG images in, scores out)."""
-    from pipelines.logs import setup_logging
-    from pipelines.params import CATEGORY_RE, ParamsError, load_params
+    from pipelines.commands.params_option import load_params_or_exit
+    from pipelines.params import CATEGORY_RE
 
-    setup_logging()
+    loaded = load_params_or_exit(params, "serve")
     log = logging.getLogger("glcf")
-    try:
-        loaded = load_params(params)
-    except ParamsError as exc:
-        log.error("serve: %s", exc)
-        raise typer.Exit(2) from None
     for what, value in (("--category", category), ("--alias", alias)):
         if not CATEGORY_RE.match(value):
             log.error("serve: %s must be a simple name (letters, digits, _ - .), got %r", what, value)

@@ -58,8 +58,15 @@ def test_challenger_must_improve_by_the_margin() -> None:
     assert "+0.0050 < margin 0.0100" in d.reason
 
 
-@pytest.mark.parametrize(("metric", "value", "promote"), [("pixel_auroc", 0.931, True), ("pixel_auroc", 0.929, False),
-                                                          ("spro_mean", 0.551, True), ("spro_mean", 0.549, False)])
+@pytest.mark.parametrize(
+    ("metric", "value", "promote"),
+    [
+        ("pixel_auroc", 0.931, True),
+        ("pixel_auroc", 0.929, False),
+        ("spro_mean", 0.551, True),
+        ("spro_mean", 0.549, False),
+    ],
+)
 def test_guarded_metric_tolerance(metric: str, value: float, promote: bool) -> None:
     challenger = {**GOOD, "image_auroc_mean": 0.95, metric: value}
     d = decide(challenger, GOOD, GATE)
