@@ -103,19 +103,7 @@ def frozen_state_dict(model: nn.Module) -> dict[str, Tensor]:
 
 
 def _load_frozen_state(model: nn.Module, state: Mapping[str, Tensor], source: str | Path) -> None:
-    expected = set(frozen_state_dict(model))
-    if set(state) != expected:
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-        msg = (
-            f"{source}: stored encoder weights do not match the model "
-            f"(missing: {missing[:8]}; unexpected: {unexpected[:8]})"
-        )
-        raise CheckpointError(msg)
-    try:
-        model.load_state_dict(dict(state), strict=False)
-    except RuntimeError as exc:
-        msg = f"{source}: stored encoder weights do not fit the model: {exc}"
-        raise CheckpointError(msg) from exc
+    _load_exact_keys(model, state, set(frozen_state_dict(model)), "stored encoder weights", source)
 
 
 def load_trainable_state(model: nn.Module, state: Mapping[str, Tensor], source: str | Path = "<state>") -> None:
@@ -124,19 +112,25 @@ def load_trainable_state(model: nn.Module, state: Mapping[str, Tensor], source: 
     Raises:
         CheckpointError: naming ``source`` and the missing / unexpected keys or the shape mismatch.
     """
-    expected = set(trainable_state_dict(model))
+    _load_exact_keys(model, state, set(trainable_state_dict(model)), "trainable weights", source)
+
+
+def _load_exact_keys(
+    model: nn.Module, state: Mapping[str, Tensor], expected: set[str], what: str, source: str | Path
+) -> None:
+    """Load ``state`` into ``model`` when its keys are exactly ``expected`` (one part of the model)."""
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
         msg = (
-            f"{source}: trainable weights do not match the model ({len(missing)} missing: {missing[:8]}; "
+            f"{source}: {what} do not match the model ({len(missing)} missing: {missing[:8]}; "
             f"{len(unexpected)} unexpected: {unexpected[:8]})"
         )
         raise CheckpointError(msg)
     try:
         model.load_state_dict(dict(state), strict=False)
     except RuntimeError as exc:
-        msg = f"{source}: trainable weights do not fit the model: {exc}"
+        msg = f"{source}: {what} do not fit the model: {exc}"
         raise CheckpointError(msg) from exc
 
 

@@ -37,11 +37,19 @@ def read_json(path: Path, what: str = "file") -> Any:
 
 
 def sha256_file(path: Path) -> str:
+    """SHA-256 hex digest of a file."""
+    return sha256_and_size(path)[0]
+
+
+def sha256_and_size(path: Path) -> tuple[str, int]:
+    """SHA-256 hex digest and size in bytes of a file, both from the same read (1 MiB chunks)."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    size = 0
+    with Path(path).open("rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def sha256_json(data: Any) -> str:

@@ -17,7 +17,6 @@ multipart and threading come from boto3, not from hand-written code. Errors are 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -34,6 +33,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm.auto import tqdm
 
+from pipelines.io import sha256_and_size
 from pipelines.settings import Settings, get_settings, redact_url
 
 logger = logging.getLogger(__name__)
@@ -47,12 +47,10 @@ __all__ = [
     "StorageError",
     "TransferResult",
     "make_client",
-    "sha256_file",
 ]
 
 SHA256_METADATA_KEY = "glcf-sha256"
 KINDS = ("datasets", "reports", "models")
-_CHUNK = 1024 * 1024
 _TRANSPORT_ERRORS = (BotoCoreError, ClientError, S3UploadFailedError, S3TransferFailedError)
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
 T = TypeVar("T")
@@ -113,17 +111,6 @@ def make_client(settings: Settings | None = None) -> BaseClient:
         aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=settings.aws_default_region
     )
     return session.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    """SHA-256 hex digest and size in bytes of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with Path(path).open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 class ObjectStore:
@@ -266,7 +253,7 @@ class ObjectStore:
         if not path.is_file():
             msg = f"cannot upload {path}: not a file"
             raise FileNotFoundError(msg)
-        digest, size = sha256_file(path)
+        digest, size = sha256_and_size(path)
         extra = {"Metadata": {SHA256_METADATA_KEY: digest}}
         upload = self.client.upload_file
         self._call("upload", key, upload, str(path), self.bucket, key, ExtraArgs=extra, Config=self.transfer_config)
@@ -311,7 +298,7 @@ class ObjectStore:
         try:
             download = self.client.download_file
             self._call("download", key, download, self.bucket, key, tmp_name, Config=self.transfer_config)
-            digest, size = sha256_file(tmp)
+            digest, size = sha256_and_size(tmp)
             if size != head.get("ContentLength") or (expected is not None and digest != expected):
                 msg = (
                     f"download {self.uri(key)} at {self.endpoint}: checksum mismatch, got {size} bytes "

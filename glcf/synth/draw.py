@@ -140,13 +140,7 @@ class Pen:
         outline: RGB | None = None,
         lw: float = 0,
     ) -> None:
-        self.draw.rounded_rectangle(
-            self.f.rect(cx, cy, w, h),
-            radius=radius * self.f.k,
-            fill=self.ink(rgb),
-            outline=self.ink(outline),
-            width=self.width(lw) if outline else 0,
-        )
+        self.box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, rgb, radius, outline, lw)
 
     def box(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch.utils.data import Dataset
+from tensor_images import DictImages, random_images, trainable
 
 from glcf.config import preset
 from glcf.distributed import DistributedSetupError, EpochShardSampler, dist_env
@@ -21,28 +21,13 @@ from glcf.model import GLCFModel, build_glcf
 TRAIN = {"epochs": 3, "batch_size": 4, "lr": 2e-3, "lr_final": 5e-4, "num_workers": 0, "device": "cpu"}
 
 
-class DictImages(Dataset):
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"image": self.images[i], "index": i}
-
-
 def images(n: int = 10) -> torch.Tensor:
-    return torch.randn(n, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    return random_images(n, seed=3)
 
 
 def tiny_model() -> GLCFModel:
     torch.manual_seed(0)
     return build_glcf(preset("tiny", decoder={"drop_path_rate": 0.0}, train=TRAIN))
-
-
-def trainable(model: GLCFModel) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
 
 
 def key_bias_mask(name: str, value: torch.Tensor) -> torch.Tensor:

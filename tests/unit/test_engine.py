@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from torch.utils.data import Dataset
+from tensor_images import DictImages, random_images, trainable
 
 from glcf.config import GLCFConfig, preset
 from glcf.engine import NonFiniteLossError, build_optimizer, build_scheduler, fit
@@ -15,30 +15,13 @@ from glcf.loss import GLCFLoss
 from glcf.model import GLCFModel, build_glcf
 
 
-class DictImages(Dataset):
-    """Items shaped like the data layer's: ``{"image", "label", "index"}``."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"image": self.images[i], "label": 0, "index": i}
-
-
 def images(n: int, seed: int = 1) -> torch.Tensor:
-    return torch.randn(n, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+    return random_images(n, seed)
 
 
 def tiny(seed: int = 0, **train: Any) -> GLCFModel:
     torch.manual_seed(seed)
     return build_glcf(preset("tiny", train={"epochs": 2, "batch_size": 2, **train}))
-
-
-def trainable(model: GLCFModel) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
 
 
 def test_fit_learns_a_tiny_dataset() -> None:

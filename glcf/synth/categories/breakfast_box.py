@@ -224,36 +224,27 @@ class BreakfastBox(Category):
         pen.poly(part.x, part.y, [(1, -9), (10, -13), (4, -7)], (70, 140, 50), angle=part.angle)
 
     def draw_cereal(self, pen: Pen, part: Part) -> None:
-        pen.box(
-            part.x - part.w / 2 + 0.5,
-            part.y - part.h / 2,
-            part.x + part.w / 2 - 0.5,
-            part.y + part.h / 2,
-            part.rgb,
-            radius=3,
-        )
+        top, bottom = _fill_compartment(pen, part)
         if pen.mode != "rgb":
             return
-        top, bottom = part.y - part.h / 2, part.y + part.h / 2
         for x, y, r, rgb in _texture(part.attrs["seed"], 22.0, (1.6, 3.4), CEREAL_BITS):
             if top + r <= y <= bottom - r:
                 pen.ellipse(x, y, 2 * r, 1.5 * r, rgb)
 
     def draw_chips(self, pen: Pen, part: Part) -> None:
-        pen.box(
-            part.x - part.w / 2 + 0.5,
-            part.y - part.h / 2,
-            part.x + part.w / 2 - 0.5,
-            part.y + part.h / 2,
-            part.rgb,
-            radius=3,
-        )
+        top, bottom = _fill_compartment(pen, part)
         if pen.mode != "rgb":
             return
-        top, bottom = part.y - part.h / 2, part.y + part.h / 2
         for x, y, r, chip in _texture(part.attrs["seed"], 150.0, (7.0, 9.0), (CHIP,)):
             if not top + 3 <= y <= bottom - 3:
                 continue
             pen.ellipse(x, y, 2 * r, 2 * r * 0.9, shade(chip, 0.86))
             pen.ellipse(x - 0.5, y - 0.5, 2 * r - 3, 2 * r * 0.9 - 3, chip)
             pen.ellipse(x, y, 3, 3, shade(chip, 0.8))
+
+
+def _fill_compartment(pen: Pen, part: Part) -> tuple[float, float]:
+    """The filled floor of a compartment (cereal, chips); returns its top and bottom y."""
+    top, bottom = part.y - part.h / 2, part.y + part.h / 2
+    pen.box(part.x - part.w / 2 + 0.5, top, part.x + part.w / 2 - 0.5, bottom, part.rgb, radius=3)
+    return top, bottom
