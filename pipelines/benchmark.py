@@ -207,15 +207,11 @@ def _log_reused_training(params: PipelineParams, paths: CategoryPaths, source_va
     import mlflow
 
     from pipelines import tracking
-    from pipelines.io import read_json
 
     train_id = uuid.uuid4().hex
     with tracking.category_run(params, paths, stage="train", new_train_id=train_id) as run:
         mlflow.set_tag("glcf.checkpoint_from_variant", source_variant)
-        if paths.history.exists():
-            tracking.log_history(paths.history)
-        if paths.train_metrics.exists():
-            tracking.log_flat_metrics(read_json(paths.train_metrics), prefix="train.final.")
+        tracking.log_train_outputs(paths)
         write_json(paths.run_info, {"train_id": train_id, "run_id": run.info.run_id})
         return run.info.run_id
 

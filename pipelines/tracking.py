@@ -23,6 +23,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from pipelines.io import read_json
 from pipelines.params import CategoryPaths, PipelineParams
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,14 @@ def log_history(history_csv: Path) -> None:
         mlflow.log_metrics({f"train.{k}": float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
 
 
+def log_train_outputs(paths: CategoryPaths) -> None:
+    """Log a finished training's per-epoch history and its summary (``train.final.*``, as the train stage does)."""
+    if paths.history.exists():
+        log_history(paths.history)
+    if paths.train_metrics.exists():
+        log_flat_metrics(read_json(paths.train_metrics), prefix="train.final.")
+
+
 @contextlib.contextmanager
 def nested_under(parent_run_id: str | None) -> Iterator[None]:
     """Create the category runs opened in this context as children of ``parent_run_id``.
@@ -183,10 +192,7 @@ def category_run(
         if backfill:
             logger.warning("MLflow run of train id %s not found in this store: re-creating it", train_id)
             mlflow.set_tag("glcf.backfilled", "true")
-            if paths.history.exists():
-                log_history(paths.history)
-            if paths.train_metrics.exists():
-                log_flat_metrics(json.loads(paths.train_metrics.read_text()), prefix="train.")
+            log_train_outputs(paths)
         mlflow.set_tag("glcf.last_stage", stage)
         yield run
 

@@ -128,3 +128,21 @@ def test_report_lists_each_category_from_its_reports(tiny_project: TinyProject) 
     table = tiny_project.run("glcf", "report").stdout.splitlines()
     assert table[0].split()[:4] == ["category", "image", "AUROC", "logical"]
     assert table[2].startswith(CATEGORY)
+
+
+def test_stage_after_a_lost_tracking_store_backfills_the_training(tiny_project: TinyProject, tmp_path: Path) -> None:
+    """A store lost after training: the next stage re-creates the run with the history and ``train.final.*``."""
+    project = tiny_project.clone(tmp_path / "lost_store")
+    (project.root / "mlflow.db").unlink()
+    project.run("glcf", "stage", "calibrate", CATEGORY)
+    client = project.client()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, filter_string="tags.`glcf.backfilled` = 'true'")
+    assert len(runs) == 1
+    run = runs[0]
+    summary = json.loads((project.root / "models" / CATEGORY / "train_metrics.json").read_text())
+    assert run.data.metrics["train.final.epochs"] == summary["epochs"]
+    assert run.data.metrics["train.final.train_images"] == summary["train_images"]
+    assert "train.epochs" not in run.data.metrics  # the summary is not mixed into the per-epoch series
+    losses = client.get_metric_history(run.info.run_id, "train.loss")
+    assert sorted(m.step for m in losses) == list(range(1, summary["epochs"] + 1))
