@@ -33,7 +33,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from glcf.config import preset
 from glcf.loss import GLCFLoss
 from glcf.model import GLCFModel, build_glcf
+from glcf.runtime import autocast as runtime_autocast
+from glcf.runtime import resolve_amp, resolve_device
 
 logger = logging.getLogger("benchmarks.throughput")
 
@@ -53,7 +55,8 @@ def sync(device: torch.device) -> None:
 
 
 def autocast(device: torch.device) -> AbstractContextManager[Any]:
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    """The engine's precision policy (``train.amp: auto``): bf16 autocast on CUDA, fp32 elsewhere."""
+    return runtime_autocast(device, resolve_amp("auto", device))
 
 
 def _status_mib(field: str) -> float | None:
@@ -203,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--presets {p} --image-size {args.image_size}: {exc}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    name = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
-    device = torch.device("cpu" if name == "auto" else name)
+    try:
+        device = resolve_device(args.device)
+    except (RuntimeError, ValueError) as exc:
+        parser.error(f"--device {args.device}: {exc}")
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"

@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 CATEGORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-GLCF_SECTIONS = ("model", "loss", "train")
 
 
 class ParamsError(ValueError):
@@ -276,10 +275,6 @@ class CategoryPaths:
     @property
     def metrics(self) -> Path:
         return self.report_dir / "metrics.json"
-
-    @property
-    def scores(self) -> Path:
-        return self.report_dir / "per_image.csv"
 
     @property
     def roc(self) -> Path:

@@ -41,17 +41,13 @@ def load_registered(model_name: str, alias: str, dst: Path) -> tuple[Any, str]:
     Raises:
         ModelNotFoundError: no such model or alias in the tracking store.
     """
-    import mlflow
-
-    from glcf.detector import Detector
     from pipelines import registry
 
     version = registry.by_alias(model_name, alias)
     if version is None:
         msg = f"registered model {model_name!r} has no alias @{alias} (run the pipeline first, or pick another alias)"
         raise ModelNotFoundError(msg)
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version.version}", dst_path=str(dst)))
-    return Detector(local / "artifacts" / "bundle.pt"), version.version
+    return registry.download_detector(model_name, version.version, dst), version.version
 
 
 def write_overlay(image: np.ndarray, amap: np.ndarray, path: Path, *, vmin: float, vmax: float, title: str) -> Path:

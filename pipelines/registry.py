@@ -11,6 +11,8 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -89,3 +91,16 @@ def tag_version(name: str, version: str, tags: Mapping[str, object]) -> None:
     for key, value in tags.items():
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
         client.set_model_version_tag(name, version, key, text[:5000])
+
+
+def download_detector(name: str, version: str, dst: Path) -> Any:
+    """Download version ``version`` of ``name`` into ``dst`` and load its bundle as a :class:`glcf.detector.Detector`.
+
+    The bundle is the ``bundle`` artifact that the register stage logs with the pyfunc model.
+    """
+    import mlflow
+
+    from glcf.detector import Detector
+
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(dst)))
+    return Detector(local / "artifacts" / "bundle.pt")

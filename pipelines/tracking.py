@@ -224,10 +224,6 @@ def log_flat_metrics(metrics: Mapping[str, Any], prefix: str = "", step: int | N
         mlflow.log_metrics(dict(items[i : i + 500]), step=step)
 
 
-def log_json_artifact(data: Any, artifact_file: str) -> None:
-    mlflow.log_dict(data, artifact_file)
-
-
 def log_dir(path: Path, artifact_path: str) -> None:
     if path.exists():
         mlflow.log_artifacts(str(path), artifact_path)

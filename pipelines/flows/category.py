@@ -193,6 +193,4 @@ def run_pipeline(
 ) -> dict[str, dict[str, Any]]:
     """Run the parent flow with the chosen task runner."""
     chosen = pipeline_flow.with_options(task_runner=task_runner(runner, max_workers, dask_address))
-    if runner != "threads":  # cluster workers have their own working directory: give them the file's full path
-        params_file = str(Path(params_file).resolve())
     return chosen(categories=categories, params_file=params_file, stages=stages, dvc_commit=dvc_commit)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from glcf.data.types import CategoryData
@@ -59,10 +58,3 @@ def dataset(samples: Any, model: Any, *, cache: bool = False) -> Any:
     from glcf.data.dataset import ImageDataset
 
     return ImageDataset(samples, model.config.image_size, model.mean, model.std, cache=cache)
-
-
-def relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)

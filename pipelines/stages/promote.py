@@ -40,15 +40,11 @@ class PromoteResult:
 
 def reevaluate(params: PipelineParams, data: Any, version: registry.VersionInfo, *, progress: bool) -> dict[str, float]:
     """Metrics of a registered version on ``data``'s test split (its own statistics and threshold)."""
-    import mlflow
-
-    from glcf.detector import Detector
     from glcf.metrics import Threshold
     from pipelines.stages.evaluate import evaluate_category
 
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=tmp))
-        detector = Detector(local / "artifacts" / "bundle.pt")
+        detector = registry.download_detector(version.name, version.version, Path(tmp))
         threshold = Threshold(detector.threshold, "stored", None, None, 0, float("nan"))
         result, _ = evaluate_category(
             _with_scoring(params, detector.config.scoring),  # the champion keeps its own scoring settings
