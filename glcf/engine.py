@@ -302,6 +302,10 @@ def fit(
     )
 
     t_start, images_total = time.perf_counter(), 0.0
+    if cfg.num_workers > 0 and callable(preload := getattr(dataset, "preload", None)):
+        # loader workers are new processes every epoch: a cache filled inside them dies with them;
+        # filled here, every worker inherits it (ImageDataset.preload is a no-op without cache)
+        preload()
     with tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="epoch", disable=not progress) as epoch_bar:
         for epoch in range(start_epoch, cfg.epochs):
             t_epoch = time.perf_counter()

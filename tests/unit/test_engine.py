@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 import torch
+from data_trees import make_loco
 from tensor_images import DictImages, random_images, trainable
 
 from glcf.config import GLCFConfig, preset
+from glcf.data import ImageDataset, read_category
 from glcf.engine import NonFiniteLossError, build_optimizer, build_scheduler, fit
 from glcf.loss import GLCFLoss
 from glcf.model import GLCFModel, build_glcf
@@ -151,3 +153,20 @@ def test_empty_dataset_and_small_dataset() -> None:
 def test_config_defaults_follow_the_paper() -> None:
     cfg = GLCFConfig().train
     assert (cfg.lr, cfg.lr_final, cfg.lr_step_fraction, cfg.batch_size, cfg.betas) == (1e-4, 1e-5, 0.6, 8, (0.9, 0.95))
+
+
+def test_cached_images_are_decoded_once_with_loader_workers(tmp_path: Path) -> None:
+    """With ``num_workers > 0`` the cache is filled before the first epoch, so later epochs read no file."""
+    make_loco(tmp_path)
+    data = read_category(tmp_path, "box", "loco")
+    model = tiny(epochs=2, batch_size=2, num_workers=1)
+    train_set = ImageDataset(data.train, model.config.image_size, model.mean, model.std, cache=True)
+
+    def delete_the_files(record: dict[str, Any]) -> None:
+        if record["epoch"] == 1:
+            for sample in data.train:
+                sample.path.unlink()
+
+    result = fit(model, train_set, progress=False, on_epoch_end=delete_the_files)
+    assert result.final_epoch == 2
+    assert len(train_set._cache) == len(data.train)
