@@ -36,6 +36,7 @@ __all__ = [
     "library_versions",
     "load_checkpoint",
     "load_full_model",
+    "load_model_file",
     "load_trainable_state",
     "read_checkpoint",
     "restore_weights",
@@ -147,7 +148,9 @@ def _atomic_save(obj: Any, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _read(path: str | Path, expected_format: str, map_location: Any) -> dict[str, Any]:
+def _read(path: str | Path, expected_format: str | tuple[str, ...], map_location: Any) -> dict[str, Any]:
+    """The validated dict of a GLCF file whose ``format`` is ``expected_format`` (or one of several)."""
+    formats = (expected_format,) if isinstance(expected_format, str) else expected_format
     path = Path(path)
     if not path.is_file():
         msg = f"{path}: checkpoint file not found"
@@ -160,14 +163,12 @@ def _read(path: str | Path, expected_format: str, map_location: Any) -> dict[str
             f"{path}: not a readable GLCF file (truncated, corrupt or not a torch file): {type(exc).__name__}: {detail}"
         )
         raise CheckpointError(msg) from exc
-    if not isinstance(data, dict) or data.get("format") != expected_format:
+    if not isinstance(data, dict) or data.get("format") not in formats:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        msg = f"{path}: not a {expected_format} file (format: {found!r})"
+        msg = f"{path}: not a {' or '.join(formats)} file (format: {found!r})"
         raise CheckpointError(msg)
     if data.get("format_version") != FORMAT_VERSION:
-        msg = (
-            f"{path}: unsupported {expected_format} version {data.get('format_version')!r} (expected {FORMAT_VERSION})"
-        )
+        msg = f"{path}: unsupported {data['format']} version {data.get('format_version')!r} (expected {FORMAT_VERSION})"
         raise CheckpointError(msg)
     return data
 
@@ -291,9 +292,14 @@ def load_checkpoint(
     Raises:
         CheckpointError: unreadable/foreign file, invalid config, or trainable keys that do not match.
     """
+    return _checkpoint_from(read_checkpoint(path, map_location), path, build_encoder_weights, encoder_weights)
+
+
+def _checkpoint_from(
+    data: dict[str, Any], path: str | Path, build_encoder_weights: bool = True, encoder_weights: str | None = None
+) -> LoadedCheckpoint:
     from glcf.model import build_glcf
 
-    data = read_checkpoint(path, map_location)
     cfg = _config(data, path)
     weights = encoder_weights if encoder_weights is not None else (None if build_encoder_weights else "none")
     model = build_glcf(cfg.replace(encoder={"weights": weights}) if weights is not None else cfg)
@@ -363,16 +369,21 @@ def export_full_model(
 
 def load_full_model(path: str | Path, map_location: Any = "cpu") -> FullModel:
     """Rebuild a model from :func:`export_full_model` output without fetching any weights (strict load)."""
+    return _full_model_from(_read(path, FULL_MODEL_FORMAT, map_location), path)
+
+
+def load_model_file(path: str | Path, map_location: Any = "cpu") -> LoadedCheckpoint | FullModel:
+    """A training checkpoint (:func:`load_checkpoint`) or a full export (:func:`load_full_model`), read once."""
+    data = _read(path, (CHECKPOINT_FORMAT, FULL_MODEL_FORMAT), map_location)
+    return _checkpoint_from(data, path) if data["format"] == CHECKPOINT_FORMAT else _full_model_from(data, path)
+
+
+def _full_model_from(data: dict[str, Any], path: str | Path) -> FullModel:
     from glcf.model import build_glcf
 
-    data = _read(path, FULL_MODEL_FORMAT, map_location)
     cfg = _config(data, path)
     model = build_glcf(cfg.replace(encoder={"weights": "none"}))
-    try:
-        model.load_state_dict(data["state_dict"], strict=True)
-    except RuntimeError as exc:
-        msg = f"{path}: weights do not match the model: {exc}"
-        raise CheckpointError(msg) from exc
+    _load_exact_keys(model, data["state_dict"], set(model.state_dict()), "weights", path)
     model.eval()
     try:
         stats = NormStats.from_dict(data["norm_stats"]) if data.get("norm_stats") is not None else None

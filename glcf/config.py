@@ -372,15 +372,8 @@ class GLCFConfig:
 
     def replace(self, **changes: Any) -> GLCFConfig:
         """Return a copy with top-level fields replaced (nested dataclasses or dicts merged)."""
-        merged = config_to_dict(self)
-        for key, value in changes.items():
-            if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-                merged[key] = {**merged[key], **value}
-            elif dataclasses.is_dataclass(value):
-                merged[key] = config_to_dict(value)
-            else:
-                merged[key] = value
-        return config_from_dict(merged)
+        plain = {k: config_to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in changes.items()}
+        return config_from_dict(plain, base=self)  # a whole dataclass holds every key: merging it replaces
 
 
 # --------------------------------------------------------------------------------------------

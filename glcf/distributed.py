@@ -192,8 +192,7 @@ class _TrainableParts(nn.Module):
 
     def forward(self, taps: list[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         model = self._model[0]
-        g, o = model.represent(taps)
-        return model.global_correspondence(g), model.local_estimation(o), model.global_estimation(o)
+        return model.heads(*model.represent(taps))
 
 
 class _DDPForward(nn.Module):

@@ -53,13 +53,13 @@ def model_info(cfg: GLCFConfig) -> dict[str, Any]:
     with torch.no_grad():
         taps = model.encode(x)
         g, o = model.represent(taps)
-        feats = model(x)
+        heads = dict(zip(("global_corr", "local_est", "global_est"), model.heads(g, o), strict=True))
     shapes: dict[str, Any] = {
         "encoder": [list(t.shape) for t in taps],
         "representations": {"global": list(g.shape), "original": list(o.shape)},
     }
     for branch in ("global_corr", "local_est", "global_est"):
-        shapes[branch] = [list(t.shape) for t in getattr(feats, branch)]
+        shapes[branch] = [list(t.shape) for t in heads[branch]]
     return {"config": config_to_dict(cfg), "parameters": params, "shapes": shapes}
 
 

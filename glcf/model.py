@@ -127,13 +127,13 @@ class GLCFModel(nn.Module):
             GLCFFeatures with lists ``[scale1, scale2, scale3]`` of ``[B, C_s, S / 2**(s+1), ...]``.
         """
         taps = self.encode(x)
-        g, o = self.represent(taps)
-        return GLCFFeatures(
-            encoder=taps[:3],
-            global_corr=self.global_correspondence(g),
-            local_est=self.local_estimation(o),
-            global_est=self.global_estimation(o),
-        )
+        global_corr, local_est, global_est = self.heads(*self.represent(taps))
+        return GLCFFeatures(encoder=taps[:3], global_corr=global_corr, local_est=local_est, global_est=global_est)
+
+    def heads(self, g: Tensor, o: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """The three decoders on the representations of :meth:`represent`: global correspondence (from ``g``),
+        local and global estimation (from ``o``)."""
+        return self.global_correspondence(g), self.local_estimation(o), self.global_estimation(o)
 
 
 def build_glcf(cfg: GLCFConfig) -> GLCFModel:

@@ -12,15 +12,12 @@ import typer
 
 def _load(checkpoint: Path) -> tuple[Any, Any, float | None]:
     """(model, stats or None, threshold or None) from a training checkpoint or a full export."""
-    from glcf.checkpoint import CheckpointError, load_checkpoint, load_full_model
+    from glcf.checkpoint import FullModel, load_model_file
 
-    try:
-        return load_checkpoint(checkpoint).model, None, None
-    except CheckpointError as first:
-        if "not a glcf.checkpoint file" not in str(first):
-            raise
-        full = load_full_model(checkpoint)
-        return full.model, full.stats, full.threshold
+    loaded = load_model_file(checkpoint)
+    if isinstance(loaded, FullModel):
+        return loaded.model, loaded.stats, loaded.threshold
+    return loaded.model, None, None
 
 
 def evaluate(

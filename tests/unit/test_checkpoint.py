@@ -9,9 +9,12 @@ import torch
 
 from glcf.checkpoint import (
     CheckpointError,
+    FullModel,
+    LoadedCheckpoint,
     export_full_model,
     load_checkpoint,
     load_full_model,
+    load_model_file,
     save_checkpoint,
 )
 from glcf.config import config_to_dict, preset
@@ -156,3 +159,20 @@ def test_full_export_round_trip_needs_no_weight_source(tmp_path: Path) -> None:
     torch.save(raw, tmp_path / "broken.pt")
     with pytest.raises(CheckpointError, match=r"broken\.pt: weights do not match"):
         load_full_model(tmp_path / "broken.pt")
+
+
+def test_load_model_file_reads_either_format(tmp_path: Path) -> None:
+    model = tiny()
+    ckpt = save_checkpoint(tmp_path / "last.pt", model, epoch=3)
+    full = export_full_model(tmp_path / "full.pt", model, None, threshold=1.5)
+    from_ckpt, from_full = load_model_file(ckpt), load_model_file(full)
+    assert isinstance(from_ckpt, LoadedCheckpoint)
+    assert from_ckpt.epoch == 3
+    assert isinstance(from_full, FullModel)
+    assert from_full.threshold == 1.5
+    assert_same_outputs(model, from_ckpt.model)
+    assert_same_outputs(model, from_full.model)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"format": "other"}, foreign)
+    with pytest.raises(CheckpointError, match=r"foreign\.pt: not a glcf\.checkpoint or glcf\.full-model file"):
+        load_model_file(foreign)
