@@ -254,31 +254,36 @@ def evaluate_model(
         progress: show progress bars.
     """
     from glcf.data.dataset import ImageDataset
-    from glcf.inference import calibrate, predict
+    from glcf.inference import calibrate_scored, predict
     from glcf.metrics.threshold import calibrate_threshold
     from glcf.scoring import AnomalyScorer
 
     scoring = model.config.scoring
     size = model.config.image_size
 
-    def images(samples: Sequence[Any], cache: bool) -> ImageDataset:
-        return ImageDataset(samples, size, model.mean, model.std, cache=cache)
+    def images(samples: Sequence[Any]) -> ImageDataset:
+        return ImageDataset(samples, size, model.mean, model.std)
 
+    normal_scores: np.ndarray | None = None
     if stats is None or threshold is None:
         if not data.validation:
             msg = f"{data.path}: no held-out normal images to calibrate on (empty validation split)"
             raise ValueError(msg)
-        held_out = images(data.validation, cache=True)
+        held_out = images(data.validation)
         if stats is None:
             logger.info("calibrating the statistics on %d held-out images (%s)", len(held_out), data.validation_source)
-            stats = calibrate(model, held_out, scoring, batch_size=batch_size, device=device, progress=progress)
+            stats, normal_scores = calibrate_scored(
+                model, held_out, scoring, batch_size=batch_size, device=device, progress=progress
+            )
     scorer = AnomalyScorer(scoring, stats, size)
     if threshold is None:
-        normal = predict(model, held_out, scorer, batch_size=batch_size, device=device, progress=progress)
-        threshold = calibrate_threshold(normal.image_scores, threshold_method, quantile=quantile, k=k)  # type: ignore[arg-type]
+        if normal_scores is None:  # statistics given: score the held-out images with them
+            normal = predict(model, held_out, scorer, batch_size=batch_size, device=device, progress=progress)
+            normal_scores = normal.image_scores
+        threshold = calibrate_threshold(normal_scores, threshold_method, quantile=quantile, k=k)  # type: ignore[arg-type]
     test = predict(
         model,
-        images(data.test, cache=False),
+        images(data.test),
         scorer,
         batch_size=batch_size,
         device=device,

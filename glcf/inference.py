@@ -25,7 +25,7 @@ from glcf.runtime import autocast, images_from_batch, make_loader, resolve_amp, 
 from glcf.scoring import AnomalyScorer, per_scale_maps
 from glcf.stats import NormStats, NormStatsAccumulator
 
-__all__ = ["PredictionBatch", "PredictionResult", "calibrate", "iter_predictions", "predict"]
+__all__ = ["PredictionBatch", "PredictionResult", "calibrate", "calibrate_scored", "iter_predictions", "predict"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,51 @@ def calibrate(
     Raises:
         ValueError: empty dataset, or a statistic that is not finite / a zero std.
     """
+    return _calibrate(
+        model, dataset, cfg, batch_size, device, progress, num_workers=num_workers, amp=amp, keep_maps=False
+    )[0]
+
+
+def calibrate_scored(
+    model: nn.Module,
+    dataset: Dataset,
+    cfg: GLCFConfig | ScoringConfig | None = None,
+    batch_size: int = 8,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    *,
+    num_workers: int = 0,
+    amp: str = "off",
+) -> tuple[NormStats, np.ndarray]:
+    """:func:`calibrate` and the image scores of the same images under the new statistics, in one pass.
+
+    The scores equal ``predict(model, dataset, AnomalyScorer(cfg, stats, S)).image_scores`` (same batches,
+    same maps) without running the model a second time: the per-scale maps of the held-out images are
+    kept until the statistics are known (``2 * 3 * S * S`` floats per image). Arguments as in
+    :func:`calibrate`; use them to calibrate a decision threshold on normal images.
+    """
+    stats, kept = _calibrate(
+        model, dataset, cfg, batch_size, device, progress, num_workers=num_workers, amp=amp, keep_maps=True
+    )
+    scorer = AnomalyScorer(_scoring_config(model, cfg), stats, model.config.image_size)
+    with torch.inference_mode():
+        scores = [scorer.score_maps(maps).image_score.float().cpu().numpy() for maps in kept]
+    return stats, np.concatenate(scores)
+
+
+def _calibrate(
+    model: nn.Module,
+    dataset: Dataset,
+    cfg: GLCFConfig | ScoringConfig | None = None,
+    batch_size: int = 8,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    *,
+    num_workers: int = 0,
+    amp: str = "off",
+    keep_maps: bool = False,
+) -> tuple[NormStats, list[dict[str, torch.Tensor]]]:
+    """:func:`calibrate`; with ``keep_maps`` also the per-scale maps of every batch (on the device)."""
     scoring = _scoring_config(model, cfg)
     if len(dataset) == 0:  # type: ignore[arg-type]
         msg = "calibrate: the calibration dataset is empty"
@@ -89,6 +134,7 @@ def calibrate(
     dtype = resolve_amp(amp, dev)
     image_size = model.config.image_size
     acc = NormStatsAccumulator(scoring)
+    kept: list[dict[str, torch.Tensor]] = []
     loader = make_loader(dataset, batch_size, num_workers=num_workers, device=dev)
     model.to(dev)
     with _eval_mode(model), torch.inference_mode():
@@ -96,10 +142,13 @@ def calibrate(
             images = images_from_batch(batch).to(dev, non_blocking=True)
             with autocast(dev, dtype):
                 features = model(images)
-            acc.update(per_scale_maps(features, image_size, scoring))
+            maps = per_scale_maps(features, image_size, scoring)
+            acc.update(maps)
+            if keep_maps:
+                kept.append(maps)
     stats = acc.result()
     logger.info("calibrated on %d images: %s", stats.num_images, stats.to_dict())
-    return stats
+    return stats, kept
 
 
 @dataclass

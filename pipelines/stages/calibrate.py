@@ -43,9 +43,8 @@ def run_calibrate(params: PipelineParams, paths: CategoryPaths, *, progress: boo
     import mlflow
 
     from glcf.config import config_to_dict
-    from glcf.inference import calibrate, predict
+    from glcf.inference import calibrate_scored
     from glcf.metrics import calibrate_threshold
-    from glcf.scoring import AnomalyScorer
     from pipelines import tracking
 
     data, manifest = load_prepared(params, paths)
@@ -53,11 +52,9 @@ def run_calibrate(params: PipelineParams, paths: CategoryPaths, *, progress: boo
         msg = f"{paths.manifest}: no held-out normal images to calibrate on (validation split is empty)"
         raise StageInputError(msg)
     model = load_model(params, paths)
-    held_out = dataset(data.validation, model, cache=True)
+    held_out = dataset(data.validation, model)
     bs = params.calibrate.batch_size
-    stats = calibrate(model, held_out, params.glcf.scoring, batch_size=bs, progress=progress)
-    scorer = AnomalyScorer(params.glcf.scoring, stats, model.config.image_size)
-    scores = predict(model, held_out, scorer, batch_size=bs, progress=progress).image_scores
+    stats, scores = calibrate_scored(model, held_out, params.glcf.scoring, batch_size=bs, progress=progress)
     cfg = params.calibrate.threshold
     threshold = calibrate_threshold(scores, cfg.method, quantile=cfg.quantile, k=cfg.k)
     record = {

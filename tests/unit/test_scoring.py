@@ -299,3 +299,20 @@ def test_calibrate_and_predict_with_the_tiny_model() -> None:
     assert predict(model, list(images), scorer, device="cpu", progress=False).anomaly_maps is None
     with pytest.raises(ValueError, match="empty"):
         calibrate(model, [], device="cpu", progress=False)
+
+
+def test_calibrate_scored_equals_calibrate_then_predict() -> None:
+    """One pass gives the statistics of ``calibrate`` and exactly the scores a second ``predict`` pass gives."""
+    from glcf.config import preset
+    from glcf.inference import calibrate, calibrate_scored, predict
+    from glcf.model import build_glcf
+
+    torch.manual_seed(0)
+    model = build_glcf(preset("tiny"))
+    images = list(torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(6)))
+    stats, scores = calibrate_scored(model, images, batch_size=2, device="cpu", progress=False)
+    assert stats == calibrate(model, images, batch_size=2, device="cpu", progress=False)
+    scorer = AnomalyScorer(model.config.scoring, stats, 64)
+    expected = predict(model, images, scorer, batch_size=2, device="cpu", progress=False).image_scores
+    assert scores.dtype == np.float32
+    np.testing.assert_array_equal(scores, expected)
