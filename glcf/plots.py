@@ -20,6 +20,7 @@ from glcf.data.images import load_image, load_mask
 from glcf.data.types import Sample
 from glcf.metrics.curves import Curve
 from glcf.metrics.maps import resize_map
+from glcf.metrics.subsets import type_subsets
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,7 @@ def plot_roc_curves(
     t, y, s = np.asarray(types), np.asarray(labels), np.asarray(scores, dtype=np.float64)
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
-    subsets = [("total", np.ones(len(y), dtype=bool))]
-    subsets += [(name, (y == 0) | (t == name)) for name in sorted(set(t[y == 1].tolist()))]
-    for name, keep in subsets:
+    for name, keep in type_subsets(t, y):
         if len(np.unique(y[keep])) < 2:
             continue
         fpr, tpr, _ = roc_curve(y[keep], s[keep])

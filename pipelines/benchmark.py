@@ -328,7 +328,7 @@ def _parent_run(params: PipelineParams, categories: list[str], variants: list[st
     from pipelines import tracking
 
     experiment_id = tracking.ensure_experiment(params.experiment_name)
-    commit, dirty = tracking.git_commit(params.source.parent if params.source else Path.cwd())
+    commit, dirty = tracking.git_commit(params.root)
     run = MlflowClient().create_run(
         experiment_id,
         run_name=f"benchmark {time.strftime('%Y-%m-%d %H:%M:%S')}",
@@ -382,7 +382,7 @@ def run_benchmark(
 
     params, planned = plan(params_file, categories, list(variants), epochs)
     chosen = list(dict.fromkeys(c for _, c, _ in planned))
-    root = params.source.parent if params.source else Path.cwd()
+    root = params.root
     tracking.configure_tracking(root)
     for category in chosen:
         ensure_prepared(params, category, progress=progress)

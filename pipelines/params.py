@@ -316,8 +316,12 @@ class PipelineParams:
         if category not in self.data.categories:
             msg = f"data.categories: {category!r} is not a configured category ({', '.join(self.data.categories)})"
             raise ParamsError(msg)
-        base = root if root is not None else (self.source.parent if self.source else Path.cwd())
-        return CategoryPaths(base, category, self.paths)
+        return CategoryPaths(root if root is not None else self.root, category, self.paths)
+
+    @property
+    def root(self) -> Path:
+        """The project folder: the params file's folder (the working directory for params built in code)."""
+        return self.source.parent if self.source else Path.cwd()
 
     def model_name(self, category: str) -> str:
         return f"{self.register.model_name_prefix}-{category}"

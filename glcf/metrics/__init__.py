@@ -12,6 +12,7 @@ from glcf.metrics.loco_eval import evaluate_loco_maps
 from glcf.metrics.maps import find_map_file, read_anomaly_map, resize_map
 from glcf.metrics.pro import PRO_LIMIT, mvtec_localization, pro_auc, pro_curve
 from glcf.metrics.spro import SPRO_LIMITS, loco_localization, spro_auc, spro_curve
+from glcf.metrics.subsets import type_subsets
 from glcf.metrics.threshold import (
     Threshold,
     calibrate_threshold,
@@ -42,4 +43,5 @@ __all__ = [
     "resize_map",
     "spro_auc",
     "spro_curve",
+    "type_subsets",
 ]

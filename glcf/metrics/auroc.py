@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from glcf.metrics.curves import count_at_least
+from glcf.metrics.subsets import type_subsets
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +55,7 @@ def image_auroc_by_type(types: Sequence[str], labels: Sequence[int], scores: Seq
     if not (len(types_a) == len(labels_a) == len(scores_a)):
         msg = f"types, labels and scores differ in length: {len(types_a)}, {len(labels_a)}, {len(scores_a)}"
         raise ValueError(msg)
-    out = {"total": image_auroc(labels_a, scores_a)}
-    normal = labels_a == 0
-    for t in sorted(set(types_a[labels_a == 1].tolist())):
-        keep = normal | (types_a == t)
-        out[t] = image_auroc(labels_a[keep], scores_a[keep])
+    out = {name: image_auroc(labels_a[keep], scores_a[keep]) for name, keep in type_subsets(types_a, labels_a)}
     if "logical_anomalies" in out and "structural_anomalies" in out:
         out["mean"] = 0.5 * (out["logical_anomalies"] + out["structural_anomalies"])
     return out

@@ -23,6 +23,8 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from glcf.metrics.subsets import type_subsets
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Threshold", "calibrate_threshold", "classification_metrics", "classification_metrics_by_type"]
@@ -118,8 +120,4 @@ def classification_metrics_by_type(
     t = np.asarray(types)
     y = np.asarray(labels, dtype=int)
     s = np.asarray(scores, dtype=np.float64)
-    out = {"total": classification_metrics(y, s, threshold)}
-    for name in sorted(set(t[y == 1].tolist())):
-        keep = (y == 0) | (t == name)
-        out[name] = classification_metrics(y[keep], s[keep], threshold)
-    return out
+    return {name: classification_metrics(y[keep], s[keep], threshold) for name, keep in type_subsets(t, y)}

@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-
-def _split(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+from pipelines.commands.options import comma_list
 
 
 def benchmark(
@@ -31,7 +29,7 @@ def benchmark(
     from pipelines.logs import setup_logging
 
     setup_logging()
-    chosen = _split(variants)
+    chosen = comma_list(variants)
     try:
         if prefect:
             from pipelines.prefect_env import apply_prefect_defaults
@@ -39,13 +37,15 @@ def benchmark(
             apply_prefect_defaults()
             from pipelines.flows.benchmark import benchmark_flow
 
-            out = benchmark_flow(categories=_split(categories), variants=chosen, params_file=str(params), epochs=epochs)
+            out = benchmark_flow(
+                categories=comma_list(categories), variants=chosen, params_file=str(params), epochs=epochs
+            )
             typer.echo(Path(out["markdown"]).read_text(encoding="utf-8"))
             typer.echo(f"parent run: {out['parent_run_id']}")
             return
         from pipelines.benchmark import DEFAULT_VARIANTS, run_benchmark
 
-        result = run_benchmark(params, _split(categories), chosen or list(DEFAULT_VARIANTS), epochs=epochs)
+        result = run_benchmark(params, comma_list(categories), chosen or list(DEFAULT_VARIANTS), epochs=epochs)
     except (ValueError, FileNotFoundError) as exc:  # bad variant, category or params: no traceback
         logging.getLogger("glcf").error("benchmark: %s", exc)
         raise typer.Exit(2) from None

@@ -30,6 +30,7 @@ def deploy(
     import os
 
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # our loggers, outside any run
+    from pipelines.commands.options import comma_list
     from pipelines.deploy import apply_deployments, plan_deployments
     from pipelines.logs import setup_logging
     from pipelines.prefect_env import apply_prefect_defaults
@@ -37,7 +38,7 @@ def deploy(
 
     apply_prefect_defaults()
     setup_logging()
-    chosen = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
+    chosen = comma_list(categories)
     try:
         specs = plan_deployments(params, categories=chosen, cron=cron, timezone=timezone, gpu=gpu, work_pool=pool)
     except ValueError as exc:

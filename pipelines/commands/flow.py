@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-
-def _split(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+from pipelines.commands.options import comma_list
 
 
 def flow(
@@ -30,9 +28,9 @@ def flow(
     from pipelines.flows.category import run_pipeline
 
     results = run_pipeline(
-        _split(categories),
+        comma_list(categories),
         str(params),
-        stages=_split(stages),
+        stages=comma_list(stages),
         runner=runner,
         max_workers=workers,
         dask_address=dask_address,

@@ -21,14 +21,14 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
 ) -> None:
     """Print path, score, decision, threshold and model version for each image."""
-    from pipelines.commands.params_option import load_params_or_exit
+    from pipelines.commands.options import load_params_or_exit
 
     loaded = load_params_or_exit(params, "predict")
     log = logging.getLogger("glcf")
     from pipelines import tracking
     from pipelines.predict import ModelNotFoundError, predict_files
 
-    tracking.configure_tracking(loaded.source.parent if loaded.source else Path.cwd())
+    tracking.configure_tracking(loaded.root)
     try:
         rows = predict_files(loaded.model_name(category), alias, images, map_dir=map_dir)
     except (ModelNotFoundError, ValueError) as exc:

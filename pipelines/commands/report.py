@@ -44,7 +44,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Print each category's test metrics and its registry versions (after dvc repro or glcf flow)."""
-    from pipelines.commands.params_option import load_params_or_exit
+    from pipelines.commands.options import load_params_or_exit
 
     rows = report_rows(load_params_or_exit(params, "report"))
     if as_json:

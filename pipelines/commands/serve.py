@@ -73,7 +73,7 @@ def serve(
     params: Annotated[Path, typer.Option("--params", "-p", help="parameter file")] = Path("params.yaml"),
 ) -> None:
     """Serve models:/<prefix>-<category>@<alias> on /invocations (base64 PNG/JPEG images in, scores out)."""
-    from pipelines.commands.params_option import load_params_or_exit
+    from pipelines.commands.options import load_params_or_exit
     from pipelines.params import CATEGORY_RE
 
     loaded = load_params_or_exit(params, "serve")
@@ -84,7 +84,7 @@ def serve(
             raise typer.Exit(2)
     from pipelines import registry, tracking
 
-    root = loaded.source.parent if loaded.source else Path.cwd()
+    root = loaded.root
     tracking.configure_tracking(root)
     name = loaded.model_name(category)
     version = registry.by_alias(name, alias)

@@ -58,3 +58,8 @@ def dataset(samples: Any, model: Any, *, cache: bool = False) -> Any:
     from glcf.data.dataset import ImageDataset
 
     return ImageDataset(samples, model.config.image_size, model.mean, model.std, cache=cache)
+
+
+def numeric_summary(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numbers of an evaluation's ``summary`` (``metrics.json``) as floats: what MLflow and the gate take."""
+    return {k: float(v) for k, v in metrics["summary"].items() if isinstance(v, int | float)}

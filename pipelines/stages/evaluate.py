@@ -16,7 +16,7 @@ import numpy as np
 
 from pipelines.io import read_json, write_json
 from pipelines.params import CategoryPaths, PipelineParams
-from pipelines.stages.common import dataset, load_prepared
+from pipelines.stages.common import dataset, load_prepared, numeric_summary
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +33,11 @@ def write_roc_tables(out_dir: Path, types: list[str], labels: list[int], scores:
     """``roc/<type>.csv`` (fpr, tpr, threshold): good images vs each anomaly type, and ``total``."""
     from sklearn.metrics import roc_curve
 
-    y, t = np.asarray(labels), np.asarray(types)
-    groups = {"total": np.ones_like(y, dtype=bool)}
-    groups |= {name: (y == 0) | (t == name) for name in sorted(set(t[y == 1]))}
+    from glcf.metrics import type_subsets
+
+    y = np.asarray(labels)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, keep in groups.items():
+    for name, keep in type_subsets(types, y):
         if len(set(y[keep])) < 2:
             continue
         fpr, tpr, thr = roc_curve(y[keep], scores[keep])
@@ -116,7 +116,7 @@ def run_evaluate(params: PipelineParams, paths: CategoryPaths, *, progress: bool
     write_json(paths.metrics, metrics)
     types = [s.anomaly_type for s in data.test]
     write_roc_tables(paths.roc, types, [s.label for s in data.test], pred.image_scores)
-    summary = {k: float(v) for k, v in metrics["summary"].items() if isinstance(v, int | float)}
+    summary = numeric_summary(metrics)
     with tracking.category_run(params, paths, stage="evaluate", data_hash=manifest["hashes"]["data"]):
         tracking.log_flat_metrics(summary)
         mlflow.log_artifact(str(paths.metrics), "evaluation")

@@ -20,7 +20,7 @@ from pipelines import registry
 from pipelines.io import read_json, write_json, write_text
 from pipelines.params import CategoryPaths, PipelineParams
 from pipelines.promotion import decide, review_markdown
-from pipelines.stages.common import load_prepared
+from pipelines.stages.common import load_prepared, numeric_summary
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def reevaluate(params: PipelineParams, data: Any, version: registry.VersionInfo,
             progress=progress,
             plots=False,
         )
-    return {k: float(v) for k, v in result.metrics["summary"].items() if isinstance(v, int | float)}
+    return numeric_summary(result.metrics)
 
 
 def _with_scoring(params: PipelineParams, scoring: Any) -> PipelineParams:

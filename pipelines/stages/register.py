@@ -19,7 +19,7 @@ from typing import Any
 from pipelines import registry
 from pipelines.io import read_json, write_json
 from pipelines.params import CategoryPaths, PipelineParams
-from pipelines.stages.common import load_prepared
+from pipelines.stages.common import load_prepared, numeric_summary
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool
     data, manifest = load_prepared(params, paths)
     calibration = read_json(paths.calibration, "calibration (run the calibrate stage first)")
     metrics = read_json(paths.metrics, "metrics (run the evaluate stage first)")
-    summary = {k: float(v) for k, v in metrics["summary"].items() if isinstance(v, int | float)}
+    summary = numeric_summary(metrics)
     run_info = read_json(paths.run_info, "MLflow run record (run the train stage first)")
     model = load_model(params, paths)
     name = params.model_name(paths.category)

@@ -61,14 +61,22 @@ def resume_key(params: PipelineParams, manifest: dict[str, Any]) -> str:
     return f"{params.fingerprint('model', 'loss', 'train')}-{manifest['hashes']['train'][:12]}-{owner}"
 
 
+def build_training(params: PipelineParams, samples: Any) -> tuple[Any, Any]:
+    """The seeded model and the cached training set: the same on every rank of a multi-process run."""
+    from glcf.model import build_glcf
+    from glcf.runtime import seed_everything
+
+    seed_everything(params.glcf.train.seed)  # model initialisation is part of the seeded run
+    model = build_glcf(params.glcf)
+    return model, dataset(samples, model, cache=True)
+
+
 def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> TrainResult:
     """Train one category; resumes an interrupted run with the same settings and data."""
     import mlflow
 
     from glcf.checkpoint import save_checkpoint
     from glcf.engine import CHECKPOINT_NAME, fit
-    from glcf.model import build_glcf
-    from glcf.runtime import seed_everything
     from pipelines import tracking
 
     data, manifest = load_prepared(params, paths)
@@ -80,9 +88,7 @@ def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = 
     resume_dir.mkdir(parents=True, exist_ok=True)
     write_json(state_file, {"train_id": train_id, "category": paths.category})
 
-    seed_everything(params.glcf.train.seed)  # model initialisation is part of the seeded run
-    model = build_glcf(params.glcf)
-    train_set = dataset(data.train, model, cache=True)
+    model, train_set = build_training(params, data.train)
     logger.info("%s: %d training images, %s", paths.category, len(train_set), "resuming" if resume else "new run")
     with tracking.category_run(
         params, paths, stage="train", data_hash=manifest["hashes"]["data"], new_train_id=train_id

@@ -31,14 +31,12 @@ logger = logging.getLogger(__name__)
 def follow_train(params: PipelineParams, paths: CategoryPaths) -> None:
     """A rank other than 0: the model and data of ``run_train``, training only (rank 0 tracks and writes)."""
     from glcf.engine import fit
-    from glcf.model import build_glcf
-    from glcf.runtime import seed_everything
-    from pipelines.stages.common import dataset, load_prepared
+    from pipelines.stages.common import load_prepared
+    from pipelines.stages.train import build_training
 
     data, _ = load_prepared(params, paths)
-    seed_everything(params.glcf.train.seed)  # the same initialisation as rank 0 (DDP also broadcasts it)
-    model = build_glcf(params.glcf)
-    fit(model, dataset(data.train, model, cache=True), params.glcf.train, progress=False)
+    model, train_set = build_training(params, data.train)  # rank 0's model and data (DDP also broadcasts weights)
+    fit(model, train_set, params.glcf.train, progress=False)
 
 
 def run_train_ddp(category: str, params_file: str | Path = "params.yaml", *, progress: bool = True) -> Any:

@@ -1,4 +1,4 @@
-"""The ``--params`` file of the commands that read it: loaded, or a one-line error and exit 2."""
+"""Option values shared by the commands: the ``--params`` file, comma-separated lists."""
 
 from __future__ import annotations
 
@@ -23,3 +23,8 @@ def load_params_or_exit(path: Path, command: str) -> PipelineParams:
     except ParamsError as exc:
         logging.getLogger("glcf").error("%s: %s", command, exc)
         raise typer.Exit(2) from None
+
+
+def comma_list(value: str | None) -> list[str] | None:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``; None or empty -> None (the command's default)."""
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
