@@ -6,6 +6,7 @@ Per category ``C`` under the output root ``R``::
     R/C/test/{good,logical_anomalies,structural_anomalies}/000.png ...
     R/C/ground_truth/{logical,structural}_anomalies/<stem>/000.png, 001.png ...  (one PNG per region)
     R/C/defects_config.json                     R/C/generation.json  (generator record, our extra)
+    R/C/defect_types.json  (our extra: group, kind and ``relational`` flag of every defect)
 
 Ground-truth PNGs are single-channel 8-bit, 0 outside and the defect's ``pixel_value`` inside, as in
 MVTec LOCO AD (Bergmann et al., IJCV 2022). Files are PNGs written by Pillow with a fixed compression
@@ -225,6 +226,7 @@ def generate(
         mine, offset = records[offset : offset + n], offset + n
         tmp, final = temps[name], out / name
         _write_json(CATEGORIES[name].defects_config(cfg.image_size), tmp / "defects_config.json")
+        _write_json(CATEGORIES[name].defect_types(), tmp / "defect_types.json")
         _write_json(_category_record(name, cfg, mine), tmp / MARKER)
         if final.is_dir():
             shutil.rmtree(final)

@@ -131,7 +131,7 @@ def make_sample(
         targets = category.structural_targets(scene, defect.name, defect_rng)
         surface = visible_surface(category, scene, targets, frame)
         exclude = tuple(id(t) for t in targets)
-        painter = PAINTERS[defect.kind]
+        painter = PAINTERS[defect.painter or defect.kind]
         min_area = (MIN_DEFECT_SIDE * frame.k) ** 2
         for _ in range(MAX_ATTEMPTS):  # a defect that barely lands on its surface is painted again elsewhere
             painted = canvas.copy()

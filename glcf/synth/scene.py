@@ -89,6 +89,9 @@ class DefectSpec:
             pixels at the 256x192 design size (scaled with the image area when written).
         relative: ``relative_saturation``.
         description: one line for humans.
+        relational: a logical anomaly in which every part is normal on its own and only the relation
+            between parts far apart (same colour, same count, same level) is broken.
+        painter: the structural painter of ``effects.PAINTERS`` (default: the one named ``kind``).
     """
 
     name: str
@@ -97,6 +100,18 @@ class DefectSpec:
     saturation: float
     relative: bool
     description: str
+    relational: bool = False
+    painter: str = ""
+
+    def type_entry(self) -> dict[str, Any]:
+        """The ``defect_types.json`` object of this defect."""
+        return {
+            "defect_name": self.name,
+            "group": self.group,
+            "kind": self.kind,
+            "relational": self.relational,
+            "description": self.description,
+        }
 
     def config_entry(self, pixel_value: int, image_size: tuple[int, int]) -> dict[str, Any]:
         """The ``defects_config.json`` object of this defect for images of ``image_size``."""
@@ -163,6 +178,10 @@ class Category:
 
     def defects_config(self, image_size: tuple[int, int]) -> list[dict[str, Any]]:
         return [d.config_entry(self.pixel_value(d.name), image_size) for d in self.defects]
+
+    def defect_types(self) -> list[dict[str, Any]]:
+        """The ``defect_types.json`` sidecar: group, kind and whether each defect is relational."""
+        return [d.type_entry() for d in self.defects]
 
     def draw_background(self, pen: Pen, scene: Scene) -> None:
         pen.draw.rectangle([0, 0, *pen.image.size], fill=pen.ink(self.background))

@@ -37,7 +37,7 @@ def test_layout_is_exactly_the_mvtec_loco_tree(dataset: Path) -> None:
     assert sorted(p.name for p in dataset.iterdir()) == list(ALL)
     for name in ALL:
         c = dataset / name
-        expected = {"defects_config.json", "generation.json"}
+        expected = {"defects_config.json", "defect_types.json", "generation.json"}
         for folder, n in (
             ("train/good", 2),
             ("validation/good", 1),

@@ -18,6 +18,7 @@ from glcf.synth import (
     SplitCounts,
     make_sample,
 )
+from glcf.synth.effects import SUBTLE_PAINTERS
 from glcf.synth.sample import image_key
 
 NAMES = sorted(CATEGORIES)
@@ -55,7 +56,10 @@ def test_masks_cover_exactly_what_the_anomaly_changed(name: str) -> None:
             assert all(m.shape == (192, 256) and m.any() for m in bad.masks)
             outside = (diff > 8) & ~ndimage.binary_dilation(union, iterations=1)
             assert outside.sum() <= 5, f"{spec.name}: {outside.sum()} changed pixels outside the masks"
-            assert diff[union].mean() > 15, f"{spec.name}: mean change {diff[union].mean():.1f} inside the masks"
+            if spec.painter in SUBTLE_PAINTERS:  # low contrast by design: a clear change on part of the mask
+                assert np.percentile(diff[union], 90) > 6, f"{spec.name}: barely any change inside the masks"
+            else:
+                assert diff[union].mean() > 15, f"{spec.name}: mean change {diff[union].mean():.1f} inside the masks"
             assert (spec.group == "logical") == bool(bad.violations), spec.name
 
 
