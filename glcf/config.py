@@ -243,6 +243,15 @@ class ScoringConfig:
         top_k_fraction: fraction of the highest pixels averaged by ``topk_mean``.
         map_source: ``estimation`` (global map = Phi_G vs Psi_G, the paper) or ``correspondence``
             (global map = E vs Phi_G, the Fig. 11a ablation).
+        memory: add the patch memory's map (distance to the nearest normal training patch) to the
+            local branch.
+        layout_memory: add the layout memory's image score (distance to the nearest normal training
+            image's whole stride-16 feature map) to the global branch.
+        coreset_fraction: share of the training patches kept in the patch memory.
+        fusion: ``fixed`` (alpha, beta as in eq. 6) or ``calibrated``: every part (local map, patch
+            memory map, global map, layout score) is put on the scale of its own image scores on the
+            normal held-out images (z-score), and the branches and the fusion take the maximum, so
+            no weight is set by hand.
     """
 
     mode: Literal["fused", "local", "global"] = "fused"
@@ -253,6 +262,10 @@ class ScoringConfig:
     image_score: Literal["std", "max", "topk_mean"] = "std"
     top_k_fraction: float = 0.01
     map_source: Literal["estimation", "correspondence"] = "estimation"
+    memory: bool = False
+    layout_memory: bool = False
+    coreset_fraction: float = 0.1
+    fusion: Literal["fixed", "calibrated"] = "fixed"
 
     def validate(self, path: str = "scoring") -> None:
         _check_choice(f"{path}.mode", self.mode, ("fused", "local", "global"))
@@ -271,6 +284,14 @@ class ScoringConfig:
         if not (0.0 < self.top_k_fraction <= 1.0):
             _fail(f"{path}.top_k_fraction", f"must be in (0, 1], got {self.top_k_fraction!r}")
         _check_choice(f"{path}.map_source", self.map_source, ("estimation", "correspondence"))
+        if not (0.0 < self.coreset_fraction <= 1.0):
+            _fail(f"{path}.coreset_fraction", f"must be in (0, 1], got {self.coreset_fraction!r}")
+        _check_choice(f"{path}.fusion", self.fusion, ("fixed", "calibrated"))
+        for name in ("memory", "layout_memory"):
+            if getattr(self, name) and self.fusion != "calibrated":
+                _fail(
+                    f"{path}.{name}", "needs fusion: calibrated (a memory's scale is only known from its normal scores)"
+                )
 
 
 @dataclass(frozen=True)
@@ -478,7 +499,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "encoder": {"name": "tf_efficientnet_lite0", "weights": "offline-package", "tap_norm": "layernorm"},
         "bottleneck": {"layout": "pss", "dim": 128, "depth": 2, "encoder_heads": 4, "decoder_heads": 4},
         "decoder": {"depths": [1, 1], "head_dim": 32},
-        "scoring": {"alpha": 5.0, "beta": 1.0, "image_score": "max"},
+        "scoring": {
+            "alpha": 5.0,
+            "beta": 1.0,
+            "image_score": "max",
+            "fusion": "calibrated",
+            "memory": True,
+            "layout_memory": True,
+        },
         "train": {
             "epochs": 30,
             "batch_size": 4,

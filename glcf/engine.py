@@ -176,7 +176,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch
 
 
 def _float_features(features: GLCFFeatures) -> GLCFFeatures:
-    return GLCFFeatures(*[[t.float() for t in taps] for taps in features])
+    return GLCFFeatures(*[[t.float() for t in taps] for taps in features.scales])
 
 
 def train_one_epoch(
@@ -346,6 +346,7 @@ def fit(
                 on_epoch_end(dict(record))
             if strategy.is_main:
                 logger.info("epoch %d/%d loss %.5g (%.1f s)", epoch + 1, cfg.epochs, record["loss"], seconds)
+    _fill_memory(model, dataset, cfg.batch_size, device, cfg.seed)
     seconds = time.perf_counter() - t_start
     return FitResult(
         history=history,
@@ -355,6 +356,19 @@ def fit(
         seconds=seconds,
         images_per_second=images_total / seconds if seconds > 0 else 0.0,
     )
+
+
+def _fill_memory(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device, seed: int) -> None:
+    """After training: the normal memories from the training images (models without them: nothing)."""
+    fill = getattr(model, "fill_memory", None)
+    if not callable(fill):
+        return
+    was_training = model.training
+    model.eval()
+    loader = make_loader(dataset, batch_size, device=device)
+    fill((images_from_batch(batch).to(device) for batch in loader), seed=seed)
+    model.train(was_training)
+    logger.info("normal memory filled from %d training images", len(dataset))  # type: ignore[arg-type]
 
 
 def _resume(

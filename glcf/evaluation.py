@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from glcf.data.defects import defect_table, image_defects
 from glcf.data.images import load_defect_masks, load_mask
 from glcf.data.types import CategoryData
 from glcf.metrics.auroc import image_auroc_by_type
@@ -67,6 +68,38 @@ def _localization(data: CategoryData, maps: list[np.ndarray], limits: Sequence[f
         return loco_localization(maps, types, defects, limits, names=names)
     masks = [load_mask(s) if s.mask_paths else None for s in data.test]
     return mvtec_localization(maps, types, masks, limits, names=names)
+
+
+def _false_alarms(scores: np.ndarray, labels: Sequence[int], threshold: Threshold | float) -> dict[str, float]:
+    """False-alarm rate on the normal test images at the threshold, and its target (``1 - q``) if it has one."""
+    value = threshold.value if isinstance(threshold, Threshold) else float(threshold)
+    good = scores[np.asarray(labels) == 0]
+    out = {"false_alarm_rate_good": float(np.mean(good > value)) if good.size else float("nan")}
+    if isinstance(threshold, Threshold) and threshold.method in ("quantile", "gumbel") and threshold.quantile:
+        out["false_alarm_target"] = 1.0 - threshold.quantile
+    return out
+
+
+def _defect_key(score: str, defect: str) -> str:
+    """Flat metric name of a per-defect AUROC: ``image_auroc_defect_<d>`` (the model's score) or
+    ``image_auroc_<score>_defect_<d>``."""
+    return f"image_auroc_defect_{defect}" if score == "model" else f"image_auroc_{score}_defect_{defect}"
+
+
+def _per_defect(
+    data: CategoryData,
+    defects: Sequence[str],
+    labels: Sequence[int],
+    scores: np.ndarray,
+    extra: dict[str, Sequence[float]] | None,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """The defect table and the image AUROC of normal images vs each defect type, per score."""
+    table = defect_table(data, defects)
+    by_score = {"model": scores, **(extra or {})}
+    aucs = {name: image_auroc_by_type(defects, labels, v) for name, v in by_score.items()}
+    per_defect = {d: {name: aucs[name][d] for name in by_score} for d in table}
+    kinds = {d: {"group": t.group, "relational": t.relational} for d, t in table.items()}
+    return kinds, per_defect
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -140,6 +173,10 @@ def evaluate_predictions(
     for name, values in (extra_scores or {}).items():
         metrics[f"image_auroc_{name}"] = image_auroc_by_type(types, labels, values)
         summary |= {f"image_auroc_{name}_{k}": v for k, v in metrics[f"image_auroc_{name}"].items()}
+    defects = image_defects(data)
+    metrics["defect_types"], metrics["image_auroc_defect"] = _per_defect(data, defects, labels, scores, extra_scores)
+    for defect, aucs in metrics["image_auroc_defect"].items():
+        summary |= {_defect_key(score, defect): v for score, v in aucs.items()}
 
     full: list[np.ndarray] = []
     map_max = None
@@ -169,6 +206,7 @@ def evaluate_predictions(
         summary |= {
             f"{m}_{t}": v[m] for t, v in metrics["classification"].items() for m in ("precision", "recall", "f1")
         }
+        summary |= _false_alarms(scores, labels, threshold)
     metrics["summary"] = summary
     metrics = json_ready(metrics)
 
@@ -177,7 +215,8 @@ def evaluate_predictions(
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     rows = []
     for i, s in enumerate(data.test):
-        row: dict[str, Any] = {"path": str(s.path), "label": s.label, "type": s.anomaly_type, "score": float(scores[i])}
+        row: dict[str, Any] = {"path": str(s.path), "label": s.label, "type": s.anomaly_type, "defect": defects[i]}
+        row["score"] = float(scores[i])
         if map_max is not None:
             row["map_max"] = float(map_max[i])
         for name, values in (extra_scores or {}).items():

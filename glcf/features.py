@@ -8,7 +8,7 @@ from torch import Tensor
 
 
 class GLCFFeatures(NamedTuple):
-    """Outputs of one forward pass; every entry is a list of three NCHW tensors, scales 1..3.
+    """Outputs of one forward pass; the first four entries are lists of three NCHW tensors, scales 1..3.
 
     Scale s has stride 2**(s+1) (4, 8, 16) and the channel width of encoder tap s. The type is the
     same in train and eval mode.
@@ -18,9 +18,19 @@ class GLCFFeatures(NamedTuple):
         global_corr: Phi_G(G), the global correspondence network on the global semantic representation.
         local_est: Psi_L(O), the local estimation network on the original patch representation.
         global_est: Psi_G(O), the global estimation network on the original patch representation.
+        patch_distance: ``[B, 1, h, w]`` distance of each stride-8 patch to the normal patch memory,
+            or None (training, or no memory filled).
+        layout_distance: ``[B]`` distance of each image's layout to the normal layout memory, or None.
     """
 
     encoder: list[Tensor]
     global_corr: list[Tensor]
     local_est: list[Tensor]
     global_est: list[Tensor]
+    patch_distance: Tensor | None = None
+    layout_distance: Tensor | None = None
+
+    @property
+    def scales(self) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
+        """The four per-scale lists (encoder, global_corr, local_est, global_est)."""
+        return self.encoder, self.global_corr, self.local_est, self.global_est

@@ -9,6 +9,7 @@ and restore its previous mode afterwards.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -144,11 +145,28 @@ def _calibrate(
                 features = model(images)
             maps = per_scale_maps(features, image_size, scoring)
             acc.update(maps)
-            if keep_maps:
+            if keep_maps or scoring.fusion == "calibrated":
                 kept.append(maps)
     stats = acc.result()
+    if scoring.fusion == "calibrated":
+        stats = with_image_stats(stats, kept, scoring, image_size)
     logger.info("calibrated on %d images: %s", stats.num_images, stats.to_dict())
     return stats, kept
+
+
+def with_image_stats(
+    stats: NormStats, kept: list[dict[str, torch.Tensor]], scoring: ScoringConfig, image_size: int
+) -> NormStats:
+    """``stats`` plus mean and std of every part's image scores on the same normal images (calibrated fusion)."""
+    scorer = AnomalyScorer(scoring, stats, image_size)
+    with torch.inference_mode():
+        per_batch = [scorer.part_scores(maps) for maps in kept]
+    image = {}
+    for part in per_batch[0]:
+        values = torch.cat([b[part].double().cpu() for b in per_batch])
+        std = float(values.std(correction=0)) if len(values) > 1 else 0.0
+        image[part] = (float(values.mean()), max(std, 1e-6 * max(1.0, abs(float(values.mean())))))
+    return dataclasses.replace(stats, image=image)
 
 
 @dataclass

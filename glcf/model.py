@@ -11,7 +11,9 @@ the patch tokens, its output serving as both G and O.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -20,6 +22,7 @@ from glcf.config import GLCFConfig
 from glcf.decoder import SwinDecoder
 from glcf.encoder import FrozenEncoder, build_encoder
 from glcf.features import GLCFFeatures
+from glcf.memory import NormalMemory
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +89,9 @@ class GLCFModel(nn.Module):
         self.local_estimation = local_estimation
         self.global_estimation = global_estimation
         self.pem_taps = pem_taps
+        c2, c3 = encoder.channels[1], encoder.channels[2]
+        grid16 = config.image_size // 16
+        self.memory = NormalMemory(c2 + c3, c3 * grid16 * grid16, config.scoring.coreset_fraction)
         self.mean: tuple[float, ...] = encoder.mean
         self.std: tuple[float, ...] = encoder.std
 
@@ -105,9 +111,11 @@ class GLCFModel(nn.Module):
         With ``encoder.tap_norm="layernorm"`` every tap is normalised over its channels at each
         position (parameter-free LayerNorm), as the Swin taps already are.
         """
-        taps = self.encoder(x)
+        return self._tap_norm(self.encoder(x))
+
+    def _tap_norm(self, taps: list[Tensor]) -> list[Tensor]:
         if self.config.encoder.tap_norm == "layernorm":
-            taps = [channel_layer_norm(t) for t in taps]
+            return [channel_layer_norm(t) for t in taps]
         return taps
 
     def represent(self, taps: list[Tensor]) -> tuple[Tensor, Tensor]:
@@ -126,9 +134,19 @@ class GLCFModel(nn.Module):
         Returns:
             GLCFFeatures with lists ``[scale1, scale2, scale3]`` of ``[B, C_s, S / 2**(s+1), ...]``.
         """
-        taps = self.encode(x)
+        raw = self.encoder(x)
+        taps = self._tap_norm(raw)
         global_corr, local_est, global_est = self.heads(*self.represent(taps))
-        return GLCFFeatures(encoder=taps[:3], global_corr=global_corr, local_est=local_est, global_est=global_est)
+        patch = layout = None
+        if not self.training and self.memory.filled:  # the memories keep the encoder's own (raw) features
+            patch, layout = self.memory.patch_distance(raw), self.memory.layout_distance(raw)
+        return GLCFFeatures(taps[:3], global_corr, local_est, global_est, patch, layout)
+
+    @torch.no_grad()
+    def fill_memory(self, images: Iterable[Tensor], seed: int = 0) -> None:
+        """Fill the normal memories (:mod:`glcf.memory`) from batches of normalised training images."""
+        device = next(self.parameters()).device
+        self.memory.fill((self.encoder(x.to(device)) for x in images), seed=seed)
 
     def heads(self, g: Tensor, o: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """The three decoders on the representations of :meth:`represent`: global correspondence (from ``g``),

@@ -86,7 +86,7 @@ def per_scale_maps(features: GLCFFeatures, image_size: int, cfg: ScoringConfig) 
     Returns:
         ``{"local": [B, S, H, H], "global": [B, S, H, H]}`` float32 with ``H = image_size``.
     """
-    lengths = {name: len(getattr(features, name)) for name in GLCFFeatures._fields}
+    lengths = {name: len(getattr(features, name)) for name in GLCFFeatures._fields[:4]}
     if len(set(lengths.values())) != 1 or not lengths["encoder"]:
         msg = f"per_scale_maps: every feature list needs the same, non-zero number of scales, got {lengths}"
         raise ValueError(msg)
@@ -97,10 +97,24 @@ def per_scale_maps(features: GLCFFeatures, image_size: int, cfg: ScoringConfig) 
     local = [error_map(e, l_hat, image_size) for e, l_hat in zip(features.encoder, features.local_est, strict=True)]
     glob = [error_map(a, b, image_size) for a, b in pairs_g]
     sigma = scaled_sigma(cfg.sigma, image_size)
-    return {
+    maps = {
         "local": gaussian_blur(torch.stack(local, dim=1), sigma),
         "global": gaussian_blur(torch.stack(glob, dim=1), sigma),
     }
+    for name, wanted, value in (
+        ("memory", cfg.memory, features.patch_distance),
+        ("layout_memory", cfg.layout_memory, features.layout_distance),
+    ):
+        if wanted and value is None:
+            msg = f"per_scale_maps: scoring.{name} is on but the model's normal memory is empty (train it first)"
+            raise ValueError(msg)
+    if cfg.memory and features.patch_distance is not None:
+        size = (image_size, image_size)
+        d = F.interpolate(features.patch_distance.float(), size=size, mode="bilinear", align_corners=True)
+        maps["memory"] = gaussian_blur(d, sigma)
+    if cfg.layout_memory and features.layout_distance is not None:
+        maps["layout"] = features.layout_distance.float()
+    return maps
 
 
 def image_scores(maps: Tensor, method: str = "std", top_k_fraction: float = 0.01) -> Tensor:
@@ -149,6 +163,8 @@ class AnomalyScorer:
             mismatches.append(f"map_source {stats.map_source!r} != scoring.map_source {cfg.map_source!r}")
         if stats.num_scales != len(cfg.scale_weights):
             mismatches.append(f"{stats.num_scales} scales != {len(cfg.scale_weights)} scoring.scale_weights")
+        if cfg.memory and not stats.memory_mean:
+            mismatches.append("scoring.memory is on but the statistics have no memory part (re-run the calibration)")
         if mismatches:
             msg = "AnomalyScorer: normalisation statistics do not match the scoring setup: " + "; ".join(mismatches)
             raise ValueError(msg)
@@ -163,29 +179,56 @@ class AnomalyScorer:
     def branch_map(self, maps: Tensor, branch: str) -> Tensor:
         """``sum_s w_s (d_s - mu_s) / sigma_s`` of one branch: ``[B, S, H, W] -> [B, H, W]`` (eq. 6)."""
         mean, std = self.stats.tensors(branch, maps.device)
-        weights = torch.tensor(self.cfg.scale_weights, dtype=torch.float32, device=maps.device)
+        scale_weights = (1.0,) if branch == "memory" else self.cfg.scale_weights
+        weights = torch.tensor(scale_weights, dtype=torch.float32, device=maps.device)
         z = (maps.float() - mean[:, None, None]) / std[:, None, None]
         return torch.einsum("bshw,s->bhw", z, weights)
 
-    def score_maps(self, maps: dict[str, Tensor]) -> ScoreOutput:
-        """Fuse precomputed per-scale maps (eq. 6-7) and score them."""
-        local = self.branch_map(maps["local"], "local")
-        glob = self.branch_map(maps["global"], "global")
-        if self.cfg.mode == "local":
-            fused = local
-        elif self.cfg.mode == "global":
-            fused = glob
-        else:
-            fused = self.cfg.alpha * local + self.cfg.beta * glob
+    def part_maps(self, maps: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The z-scored parts: ``local``, ``global`` (and ``memory``) maps ``[B, H, W]``, ``layout`` ``[B]``."""
+        parts = {"local": self.branch_map(maps["local"], "local"), "global": self.branch_map(maps["global"], "global")}
+        if "memory" in maps:
+            parts["memory"] = self.branch_map(maps["memory"], "memory")
+        if "layout" in maps:
+            parts["layout"] = maps["layout"].float()
+        return parts
+
+    def part_scores(self, maps: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Image score ``[B]`` of every part (what a calibrated fusion standardises)."""
         method, k = self.cfg.image_score, self.cfg.top_k_fraction
-        return ScoreOutput(
-            anomaly_map=fused,
-            image_score=image_scores(fused, method, k),
-            local_map=local,
-            global_map=glob,
-            local_score=image_scores(local, method, k),
-            global_score=image_scores(glob, method, k),
-        )
+        return {name: p if p.ndim == 1 else image_scores(p, method, k) for name, p in self.part_maps(maps).items()}
+
+    def _standardised(self, parts: dict[str, Tensor]) -> dict[str, Tensor]:
+        missing = sorted(set(parts) - set(self.stats.image))
+        if missing:
+            msg = f"AnomalyScorer: fusion=calibrated needs image statistics of {missing}; re-run the calibration"
+            raise ValueError(msg)
+        return {name: (p - self.stats.image[name][0]) / self.stats.image[name][1] for name, p in parts.items()}
+
+    def score_maps(self, maps: dict[str, Tensor]) -> ScoreOutput:
+        """Fuse precomputed per-scale maps (eq. 6-7, or the calibrated fusion) and score them."""
+        method, k = self.cfg.image_score, self.cfg.top_k_fraction
+        parts = self.part_maps(maps)
+        if self.cfg.fusion == "calibrated":
+            parts = self._standardised(parts)
+            local = torch.maximum(parts["local"], parts["memory"]) if "memory" in parts else parts["local"]
+            glob = parts["global"]
+            fused = torch.maximum(local, glob)
+        else:
+            local, glob = parts["local"], parts["global"]
+            fused = self.cfg.alpha * local + self.cfg.beta * glob
+        local_score, global_score = image_scores(local, method, k), image_scores(glob, method, k)
+        if "layout" in parts:  # an image-level part of the global branch
+            global_score = torch.maximum(global_score, parts["layout"])
+        if self.cfg.mode == "local":
+            fused, score = local, local_score
+        elif self.cfg.mode == "global":
+            fused, score = glob, global_score
+        else:
+            score = image_scores(fused, method, k)
+            if self.cfg.fusion == "calibrated":
+                score = torch.maximum(score, global_score)
+        return ScoreOutput(fused, score, local, glob, local_score, global_score)
 
     def __call__(self, features: GLCFFeatures) -> ScoreOutput:
         """Maps and scores of one batch of features."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,12 +20,15 @@ from torch import Tensor
 
 from glcf.config import ScoringConfig
 
-__all__ = ["BRANCHES", "NormStats", "NormStatsAccumulator", "compute_norm_stats"]
+__all__ = ["BRANCHES", "PARTS", "NormStats", "NormStatsAccumulator", "compute_norm_stats"]
 
 logger = logging.getLogger(__name__)
 
 BRANCHES = ("local", "global")
 _KEYS = ("local", "global", "num_images", "image_size", "sigma", "map_source")
+_OPTIONAL = ("memory", "image")
+#: Parts whose image scores a calibrated fusion standardises (``NormStats.image``).
+PARTS = ("local", "global", "memory", "layout")
 
 
 def _fail(field: str, message: str) -> None:
@@ -46,6 +49,10 @@ class NormStats:
         image_size: side of the maps in pixels (the model input size).
         sigma: ``scoring.sigma`` used for smoothing (pixels at 224 px; 0 = none).
         map_source: ``scoring.map_source`` of the global maps.
+        memory_mean: mu of the patch memory's map (one value; empty without a memory).
+        memory_std: sigma of the patch memory's map.
+        image: ``{part: (mean, std)}`` of the parts' image scores on the normal held-out images, for
+            a calibrated fusion (empty for the fixed one).
     """
 
     local_mean: tuple[float, ...]
@@ -56,6 +63,9 @@ class NormStats:
     image_size: int
     sigma: float
     map_source: str
+    memory_mean: tuple[float, ...] = ()
+    memory_std: tuple[float, ...] = ()
+    image: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.local_mean)
@@ -78,15 +88,22 @@ class NormStats:
             _fail("sigma", f"must be a non-negative number, got {self.sigma!r}")
         if self.map_source not in ("estimation", "correspondence"):
             _fail("map_source", f"must be estimation or correspondence, got {self.map_source!r}")
+        if len(self.memory_mean) != len(self.memory_std) or len(self.memory_mean) > 1:
+            _fail("memory_mean", f"needs one mean and one std or none, got {self.memory_mean}, {self.memory_std}")
+        if self.memory_std and not (math.isfinite(self.memory_std[0]) and self.memory_std[0] > 0):
+            _fail("memory_std[0]", f"must be a finite number > 0, got {self.memory_std[0]!r}")
+        for part, pair in self.image.items():
+            if part not in PARTS or len(pair) != 2 or not all(math.isfinite(float(v)) for v in pair) or pair[1] <= 0:
+                _fail(f"image.{part}", f"must be a part of {PARTS} with a finite mean and a std > 0, got {pair!r}")
 
     @property
     def num_scales(self) -> int:
         return len(self.local_mean)
 
     def tensors(self, branch: str, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-        """``(mean [S], std [S])`` float32 tensors of ``branch`` (``local`` or ``global``)."""
-        if branch not in BRANCHES:
-            msg = f"NormStats.tensors: branch must be local or global, got {branch!r}"
+        """``(mean [S], std [S])`` float32 tensors of ``branch`` (``local``, ``global`` or ``memory``)."""
+        if branch not in (*BRANCHES, "memory") or (branch == "memory" and not self.memory_mean):
+            msg = f"NormStats.tensors: branch must be local, global or a calibrated memory, got {branch!r}"
             raise ValueError(msg)
         mean = torch.tensor(getattr(self, f"{branch}_mean"), dtype=torch.float32, device=device)
         std = torch.tensor(getattr(self, f"{branch}_std"), dtype=torch.float32, device=device)
@@ -94,7 +111,7 @@ class NormStats:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: ``{"local": {"mean": [...], "std": [...]}, "global": {...}, ...}``."""
-        return {
+        out: dict[str, Any] = {
             "local": {"mean": list(self.local_mean), "std": list(self.local_std)},
             "global": {"mean": list(self.global_mean), "std": list(self.global_std)},
             "num_images": self.num_images,
@@ -102,6 +119,11 @@ class NormStats:
             "sigma": self.sigma,
             "map_source": self.map_source,
         }
+        if self.memory_mean:
+            out["memory"] = {"mean": list(self.memory_mean), "std": list(self.memory_std)}
+        if self.image:
+            out["image"] = {k: list(v) for k, v in self.image.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NormStats:
@@ -109,14 +131,16 @@ class NormStats:
         if not isinstance(data, Mapping):
             msg = f"NormStats.from_dict: expected a mapping, got {type(data).__name__}"
             raise ValueError(msg)
-        unknown = sorted(set(data) - set(_KEYS))
+        unknown = sorted(set(data) - set(_KEYS) - set(_OPTIONAL))
         missing = [k for k in _KEYS if k not in data]
         if unknown:
             _fail(unknown[0], f"unknown key (known: {', '.join(_KEYS)})")
         if missing:
             _fail(missing[0], "missing")
         values: dict[str, Any] = {}
-        for branch in BRANCHES:
+        for branch in (*BRANCHES, "memory"):
+            if branch not in data:
+                continue
             part = data[branch]
             if not isinstance(part, Mapping) or set(part) != {"mean", "std"}:
                 _fail(branch, f"must be a mapping with exactly 'mean' and 'std', got {part!r}")
@@ -131,6 +155,7 @@ class NormStats:
             image_size=data["image_size"],
             sigma=data["sigma"],
             map_source=data["map_source"],
+            image={k: tuple(v) for k, v in dict(data.get("image", {})).items()},
         )
 
 
@@ -157,7 +182,9 @@ class NormStatsAccumulator:
             msg = f"NormStatsAccumulator.update: map size changed from {self.image_size} to {h}"
             raise ValueError(msg)
         self.image_size = h
-        for branch in BRANCHES:
+        for branch in (*BRANCHES, "memory"):
+            if branch not in maps:
+                continue
             m = maps[branch].detach().to(torch.float64)
             mean = m.mean(dim=(-2, -1)).sum(dim=0).cpu()  # [S]: sum over images of per-image spatial mean
             std = m.std(dim=(-2, -1), correction=0).sum(dim=0).cpu()
@@ -174,6 +201,7 @@ class NormStatsAccumulator:
             raise ValueError(msg)
         local = (self._sums["local"] / self.count).tolist()
         glob = (self._sums["global"] / self.count).tolist()
+        memory = (self._sums["memory"] / self.count).tolist() if "memory" in self._sums else [(), ()]
         return NormStats(
             local_mean=tuple(local[0]),
             local_std=tuple(local[1]),
@@ -183,6 +211,8 @@ class NormStatsAccumulator:
             image_size=self.image_size,
             sigma=float(self.cfg.sigma),
             map_source=self.cfg.map_source,
+            memory_mean=tuple(memory[0]),
+            memory_std=tuple(memory[1]),
         )
 
 

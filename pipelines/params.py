@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from glcf.config import GLCFConfig, config_from_dict, config_to_dict, from_mapping, preset
+from glcf.metrics.threshold import METHODS
 
 __all__ = [
     "CalibrateParams",
@@ -118,18 +119,19 @@ class ThresholdParams:
     """Decision threshold from held-out normal image scores only (never from test anomalies).
 
     Attributes:
-        method: ``quantile`` of the normal scores, or ``mean_std`` (mean + k * std).
-        quantile: the quantile for ``quantile``.
+        method: ``quantile`` of the normal scores, ``mean_std`` (mean + k * std) or ``gumbel`` (the
+            quantile of a Gumbel fitted to them).
+        quantile: the quantile for ``quantile`` and ``gumbel`` (1 - the target false-alarm rate).
         k: the multiplier for ``mean_std``.
     """
 
-    method: Literal["quantile", "mean_std"] = "quantile"
+    method: Literal["quantile", "mean_std", "gumbel"] = "quantile"
     quantile: float = 0.99
     k: float = 3.0
 
     def validate(self, path: str = "calibrate.threshold") -> None:
-        if self.method not in ("quantile", "mean_std"):
-            _fail(f"{path}.method", f"must be quantile or mean_std, got {self.method!r}")
+        if self.method not in METHODS:
+            _fail(f"{path}.method", f"must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not (0.0 < self.quantile <= 1.0):
             _fail(f"{path}.quantile", f"must be in (0, 1], got {self.quantile!r}")
         if not (self.k >= 0):

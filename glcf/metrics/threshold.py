@@ -8,6 +8,10 @@ seeded hold-out of ``train/good``), never of test anomalies:
   about 1 % false alarms. With n normal images the estimate cannot resolve rates below ~1/n
   (for n < 100 it lies between the two highest scores): hold out enough normal images.
 * ``mean_std``: mean + k * std (population std) of the normal scores, k = 3 by default.
+* ``gumbel``: the q-quantile of a Gumbel distribution fitted (maximum likelihood, scipy) to the normal
+  scores. Image scores are maxima over a map, and maxima have a Gumbel tail, so the fit extrapolates
+  past the highest of 20-30 normal images: a target false-alarm rate of 1 - q holds where the
+  empirical quantile can only return (about) the maximum.
 
 An image is called anomalous when its score is **strictly greater** than the threshold.
 """
@@ -29,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Threshold", "calibrate_threshold", "classification_metrics", "classification_metrics_by_type"]
 
-Method = Literal["quantile", "mean_std"]
+Method = Literal["quantile", "mean_std", "gumbel"]
+METHODS = ("quantile", "mean_std", "gumbel")
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,11 @@ def calibrate_threshold(
     if not np.all(np.isfinite(scores)):
         msg = f"calibrate_threshold: {int(np.sum(~np.isfinite(scores)))} normal score(s) are not finite"
         raise ValueError(msg)
-    if method == "quantile":
-        if not 0.0 < quantile <= 1.0:
+    if method in ("quantile", "gumbel"):
+        if not 0.0 < quantile <= 1.0 or (method == "gumbel" and quantile == 1.0):
             msg = f"quantile must be in (0, 1], got {quantile!r}"
             raise ValueError(msg)
-        value = float(np.quantile(scores, quantile))
+        value = float(np.quantile(scores, quantile)) if method == "quantile" else _gumbel_quantile(scores, quantile)
         q, kk = quantile, None
     elif method == "mean_std":
         if not math.isfinite(k):
@@ -84,12 +89,22 @@ def calibrate_threshold(
         value = float(scores.mean() + k * scores.std())
         q, kk = None, k
     else:
-        msg = f"method must be quantile or mean_std, got {method!r}"
+        msg = f"method must be one of {', '.join(METHODS)}, got {method!r}"
         raise ValueError(msg)
     if scores.size < 20:
         logger.warning("threshold from only %d normal images: expect a noisy false-alarm rate", scores.size)
     far = float(np.mean(scores > value))
     return Threshold(value, method, q, kk, int(scores.size), far)
+
+
+def _gumbel_quantile(scores: np.ndarray, q: float) -> float:
+    """q-quantile of a Gumbel (right-tailed) fitted to ``scores``; a constant sample gives its value."""
+    from scipy.stats import gumbel_r
+
+    if float(scores.std()) == 0.0:
+        return float(scores[0])
+    loc, scale = gumbel_r.fit(scores)
+    return float(gumbel_r.ppf(q, loc=loc, scale=scale))
 
 
 def classification_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float) -> dict[str, float]:

@@ -19,6 +19,14 @@ COLUMNS = (
     ("sPRO@0.05", "spro_0.05_mean"),
     ("PRO@0.3", "pro_0.3_total"),
     ("F1", "f1_total"),
+    ("FPR good", "false_alarm_rate_good"),
+    ("target", "false_alarm_target"),
+)
+#: Per defect type: the model's (fused) score, then the local and the global branch alone.
+DEFECT_SCORES = (
+    ("fused", "image_auroc_defect_{}"),
+    ("local", "image_auroc_local_defect_{}"),
+    ("global", "image_auroc_global_defect_{}"),
 )
 
 
@@ -29,8 +37,13 @@ def report_rows(params: PipelineParams) -> list[dict[str, Any]]:
         paths = params.category_paths(category)
         row: dict[str, Any] = {"category": category}
         if paths.metrics.exists():
-            summary = json.loads(paths.metrics.read_text())["summary"]
+            metrics = json.loads(paths.metrics.read_text())
+            summary = metrics["summary"]
             row |= {key: summary.get(key) for _, key in COLUMNS}
+            row["defects"] = [
+                {"defect": name, **kind, **{h: summary.get(k.format(name)) for h, k in DEFECT_SCORES}}
+                for name, kind in metrics.get("defect_types", {}).items()
+            ]
         if paths.promotion.exists():
             promo = json.loads(paths.promotion.read_text())
             row["version"] = promo["challenger_version"]
@@ -54,9 +67,25 @@ def report(
     heads = ["category", *[h for h, k in COLUMNS if k in keys], "version", "champion"]
     table = [heads]
     for row in rows:
-        values = [f"{row[k]:.3f}" if isinstance(row.get(k), float) else "–" for k in keys]
+        values = [_cell(row.get(k)) for k in keys]
         table.append([row["category"], *values, str(row.get("version", "–")), str(row.get("champion", "–"))])
-    widths = [max(len(r[i]) for r in table) for i in range(len(heads))]
+    _echo_table(table)
+    defects = [[r["category"], d] for r in rows for d in r.get("defects", [])]
+    if defects:
+        typer.echo("\nimage AUROC per defect type (fused / local branch alone / global branch alone)")
+        table = [["category", "defect", "group", "relational", *[h for h, _ in DEFECT_SCORES]]]
+        for category, d in defects:
+            flag = "yes" if d["relational"] else "no"
+            table.append([category, d["defect"], d["group"], flag, *[_cell(d[h]) for h, _ in DEFECT_SCORES]])
+        _echo_table(table)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "–"
+
+
+def _echo_table(table: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for i, r in enumerate(table):
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         if i == 0:

@@ -58,9 +58,11 @@ def test_encoder_stays_frozen_and_in_eval_during_fit(tmp_path: Path) -> None:
     records: list[dict[str, Any]] = []
     fit(model, list(images(4)), checkpoint_dir=tmp_path, on_epoch_end=records.append, progress=False)
 
-    assert len(seen) == 2  # 2 epochs x 1 step, every forward with the encoder in eval
+    assert len(seen) == 3  # 2 epochs x 1 step, then the memory fill; every forward with the encoder in eval
     assert not any(training for training, _ in seen)
     assert model.training  # the trainable parts were in train mode
+    assert model.memory.filled  # the normal memories come from the training images after the last epoch
+    assert model.memory.layout_bank.shape[0] == 4
     for k, v in model.encoder.state_dict().items():
         assert torch.equal(v, encoder_before[k]), k
     assert all(p.grad is None and not p.requires_grad for p in model.encoder.parameters())

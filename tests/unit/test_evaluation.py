@@ -116,7 +116,7 @@ def test_folder_layout_image_level_only(tmp_path):
     for path in res.plots.values():
         _assert_real_png(path)
     header = res.csv_path.read_text().splitlines()[0]
-    assert header == "path,label,type,score,map_max,score_local,decision"
+    assert header == "path,label,type,defect,score,map_max,score_local,decision"
 
 
 def test_evaluate_command_with_tiny_checkpoint_and_full_export(tmp_path):
@@ -172,3 +172,45 @@ def _stats_of(tmp_path, model):
     data = read_category(tmp_path / "data", "box", "loco")
     held_out = ImageDataset(data.validation, model.config.image_size, model.mean, model.std)
     return calibrate(model, held_out, device="cpu", progress=False).to_dict()
+
+
+def test_loco_per_defect_type_aurocs_and_the_sidecar(tmp_path):
+    """Same tree and scores as above. Defects per test image: good, good, extra_part+missing_part (two PNGs),
+    missing_part, scratch, scratch. Against the good scores {0.1, 0.2}: extra+missing 0.3 -> 1.0;
+    missing_part 0.15 -> 0.5; scratch {0.5, 0.05} -> 0.5. The local score is the negated model score."""
+    make_loco(tmp_path / "data")
+    sidecar = [
+        {"defect_name": "missing_part", "group": "logical", "relational": True},
+        {"defect_name": "scratch", "group": "structural", "relational": False},
+    ]
+    (tmp_path / "data" / "box" / "defect_types.json").write_text(json.dumps(sidecar))
+    data = read_category(tmp_path / "data", "box", "loco")
+    scores = np.array([0.1, 0.2, 0.3, 0.15, 0.5, 0.05])
+    res = evaluate_predictions(data, scores, None, tmp_path / "out", extra_scores={"local": -scores}, plots=False)
+    m = res.metrics
+    assert m["defect_types"] == {
+        "extra_part+missing_part": {"group": "logical", "relational": False},
+        "missing_part": {"group": "logical", "relational": True},
+        "scratch": {"group": "structural", "relational": False},
+    }
+    assert m["image_auroc_defect"]["missing_part"] == pytest.approx({"model": 0.5, "local": 0.5})
+    s = m["summary"]
+    assert s["image_auroc_defect_extra_part+missing_part"] == 1.0
+    assert s["image_auroc_local_defect_extra_part+missing_part"] == 0.0
+    assert s["image_auroc_defect_scratch"] == pytest.approx(0.5)
+    with res.csv_path.open() as f:
+        assert [r["defect"] for r in csv.DictReader(f)][2:4] == ["extra_part+missing_part", "missing_part"]
+
+
+def test_a_bad_defect_types_sidecar_names_the_file_and_field(tmp_path):
+    from glcf.data import DatasetLayoutError
+    from glcf.data.defects import read_defect_types
+
+    make_loco(tmp_path / "data")
+    path = tmp_path / "data" / "box" / "defect_types.json"
+    path.write_text(json.dumps([{"defect_name": "scratch", "group": "cosmetic"}]))
+    with pytest.raises(DatasetLayoutError, match=r"defect_types.json\[0\].group: must be one of"):
+        read_defect_types(path.parent)
+    path.write_text("{not json")
+    with pytest.raises(DatasetLayoutError, match="defect_types.json: not readable JSON"):
+        read_defect_types(path.parent)

@@ -28,7 +28,7 @@ def test_tiny_shapes_every_layout_and_ablation(layout: str, ablation: dict) -> N
     model = build_glcf(cfg)
     feats = model(torch.randn(2, 3, 64, 64))
     assert isinstance(feats, GLCFFeatures)
-    for branch in feats:
+    for branch in feats.scales:
         assert shapes(branch) == TINY_SHAPES
     taps = model.encode(torch.randn(2, 3, 64, 64))
     g, o = model.represent(taps)
@@ -110,7 +110,7 @@ def test_paper_shapes(paper: GLCFModel) -> None:
     with torch.no_grad():
         feats = paper.eval()(torch.randn(1, 3, 224, 224))
     expected = [(1, 96, 56, 56), (1, 192, 28, 28), (1, 384, 14, 14)]  # spec section 4.3
-    for branch in feats:
+    for branch in feats.scales:
         assert shapes(branch) == expected
 
 
