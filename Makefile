@@ -18,7 +18,7 @@ help: ## list the targets
 
 $(STAMP):
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	python3 -m uv sync --frozen --all-groups --extra ray
+	python3 -m uv sync --frozen --all-groups --extra ray --extra peers
 	@rm -f $(VENV)/.synced-* && touch $@
 
 install: $(STAMP) ## create or update the virtual environment from uv.lock

@@ -44,12 +44,15 @@ def greedy_coreset(features: Tensor, size: int, seed: int = 0, proj_dim: int = 1
     x = features.float()
     if x.shape[1] > proj_dim:
         x = x @ torch.randn(x.shape[1], proj_dim, generator=gen) / math.sqrt(proj_dim)
+    sq = x.pow(2).sum(1)
     chosen = torch.empty(size, dtype=torch.long)
     chosen[0] = int(torch.randint(n, (1,), generator=gen))
-    nearest = (x - x[chosen[0]]).pow(2).sum(1)
-    for i in range(1, size):
-        chosen[i] = int(nearest.argmax())
-        nearest = torch.minimum(nearest, (x - x[chosen[i]]).pow(2).sum(1))
+    nearest = torch.full((n,), math.inf)
+    for i in range(size):
+        if i:
+            chosen[i] = int(nearest.argmax())
+        c = x[chosen[i]]
+        torch.minimum(nearest, sq - 2 * (x @ c) + sq[chosen[i]], out=nearest)  # squared distances, no [N, C] copy
     return chosen
 
 

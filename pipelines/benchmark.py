@@ -16,7 +16,6 @@ trained checkpoint within a benchmark.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.benchmark_table import COLUMNS, markdown_table, plot_chart, table_rows, write_csv
 from pipelines.io import sha256_json, write_json, write_text
 from pipelines.params import CategoryPaths, PipelineParams, load_params
 
@@ -42,17 +42,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_mspem": {"model.ablation.ms_pem": False},
     "no_sam": {"model.ablation.sam": False},
     "correspondence": {"model.scoring.map_source": "correspondence"},
+    # what the defaults beyond the paper buy (scoring only: they share the default's checkpoint)
+    "paper_fusion": {
+        "model.scoring.fusion": "fixed",
+        "model.scoring.memory": False,
+        "model.scoring.layout_memory": False,
+    },
+    "calibrated_only": {"model.scoring.memory": False, "model.scoring.layout_memory": False},
+    "no_patch_memory": {"model.scoring.memory": False},
+    "no_layout_memory": {"model.scoring.layout_memory": False},
 }
 DEFAULT_VARIANTS = tuple(VARIANTS)
 
-#: table column -> key of ``metrics.json``'s summary.
-COLUMNS = {
-    "image_auroc_total": "image_auroc_total",
-    "image_auroc_logical": "image_auroc_logical_anomalies",
-    "image_auroc_structural": "image_auroc_structural_anomalies",
-    "pixel_auroc": "pixel_auroc",
-    "spro_0.05": "spro_0.05_mean",
-}
 BENCHMARK_DIR = "benchmark"
 TRAIN_RECORD = "benchmark_train.json"
 
@@ -71,6 +72,7 @@ class BenchmarkJob:
         params_file: the base parameter file (its folder is the project root).
         overrides: dotted overrides of the variant, its output paths and the epochs.
         benchmark_id: the parent run id; the job's runs are created as its children.
+        threads: torch threads of the timed inference pass (None: torch's default).
     """
 
     variant: str
@@ -78,6 +80,7 @@ class BenchmarkJob:
     params_file: str
     overrides: dict[str, Any]
     benchmark_id: str
+    threads: int | None = None
 
     def params(self) -> PipelineParams:
         return load_params(self.params_file, self.overrides)
@@ -85,7 +88,7 @@ class BenchmarkJob:
 
 @dataclass(frozen=True)
 class JobResult:
-    """The evaluated variant of one category."""
+    """The evaluated variant (or peer) of one category."""
 
     variant: str
     category: str
@@ -93,6 +96,10 @@ class JobResult:
     summary: dict[str, float]
     train_seconds: float
     checkpoint_from: str | None = None  # the variant whose checkpoint was reused, if any
+    images_per_second: float = float("nan")  # test images/s of a timed inference pass
+    image_size: int = 0
+    note: str = ""  # peers: their backbone layers and strides
+    kind: str = "glcf"  # glcf | peer
 
 
 @dataclass(frozen=True)
@@ -176,7 +183,11 @@ def training_key(params: PipelineParams, paths: CategoryPaths) -> str:
     from pipelines.io import read_json
 
     flat = params.flat()
-    keep = {k: v for k, v in flat.items() if k.startswith(("model.", "loss.", "train.")) and ".scoring." not in k}
+    keep = {
+        k: v
+        for k, v in flat.items()
+        if k.startswith(("model.", "loss.", "train.")) and (".scoring." not in k or k.endswith(".coreset_fraction"))
+    }
     manifest = read_json(paths.manifest, "manifest")
     return sha256_json({"params": keep, "train": manifest["hashes"]["train"]})[:16]
 
@@ -220,6 +231,7 @@ def run_benchmark_job(job: BenchmarkJob, *, progress: bool = False) -> JobResult
     """Train (or reuse an equal training), calibrate and evaluate one variant of one category."""
     from pipelines import tracking
     from pipelines.io import read_json
+    from pipelines.peers.jobs import glcf_throughput
     from pipelines.stages.runner import run_stage
 
     params = job.params()
@@ -241,88 +253,30 @@ def run_benchmark_job(job: BenchmarkJob, *, progress: bool = False) -> JobResult
         run_stage("calibrate", job.category, params, progress=progress)
         evaluation = run_stage("evaluate", job.category, params, progress=progress)
     run_id = read_json(paths.run_info)["run_id"]
-    return JobResult(job.variant, job.category, run_id, dict(evaluation.summary), round(train_seconds, 3), reused)
+    rate = glcf_throughput(params, paths, job.threads)
+    _log_throughput(run_id, rate)
+    return JobResult(
+        job.variant,
+        job.category,
+        run_id,
+        dict(evaluation.summary),
+        round(train_seconds, 3),
+        reused,
+        images_per_second=rate,
+        image_size=params.glcf.image_size,
+    )
 
 
-def table_rows(results: Sequence[JobResult]) -> list[dict[str, Any]]:
-    """One row per (variant, category), plus a ``mean`` row per variant over several categories."""
-    rows: list[dict[str, Any]] = []
-    variants = list(dict.fromkeys(r.variant for r in results))
-    for variant in variants:
-        mine = [r for r in results if r.variant == variant]
-        for r in mine:
-            row: dict[str, Any] = {"variant": variant, "category": r.category}
-            row |= {col: r.summary.get(key, float("nan")) for col, key in COLUMNS.items()}
-            row |= {"train_seconds": r.train_seconds, "checkpoint_from": r.checkpoint_from or "", "run_id": r.run_id}
-            rows.append(row)
-        if len(mine) > 1:
-            mean: dict[str, Any] = {"variant": variant, "category": "mean"}
-            for col in COLUMNS:
-                values = [row[col] for row in rows[-len(mine) :] if math.isfinite(row[col])]
-                mean[col] = sum(values) / len(values) if values else float("nan")
-            mean |= {"train_seconds": sum(r.train_seconds for r in mine), "checkpoint_from": "", "run_id": ""}
-            rows.append(mean)
-    return rows
+def _log_throughput(run_id: str, rate: float) -> None:
+    from mlflow import MlflowClient
+
+    if math.isfinite(rate):
+        MlflowClient().log_metric(run_id, "images_per_second", rate)
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def markdown_table(rows: Sequence[dict[str, Any]], title: str) -> str:
-    """The comparison as a markdown table (best value per category and metric in bold)."""
-    best: dict[tuple[str, str], float] = {}
-    for row in rows:
-        for col in COLUMNS:
-            if math.isfinite(row[col]):
-                best[(row["category"], col)] = max(best.get((row["category"], col), -math.inf), row[col])
-    header = ["variant", "category", *COLUMNS, "train s", "checkpoint"]
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row["variant"], row["category"]]
-        for col in COLUMNS:
-            value = row[col]
-            text = "–" if not math.isfinite(value) else f"{value:.4f}"
-            if math.isfinite(value) and value == best[(row["category"], col)] and len(rows) > 1:
-                text = f"**{text}**"
-            cells.append(text)
-        cells += [f"{row['train_seconds']:.1f}", row["checkpoint_from"] and f"from {row['checkpoint_from']}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_chart(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
-    """Grouped bars: one group per metric, one bar per variant (mean over categories)."""
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    categories = {r["category"] for r in rows if r["category"] != "mean"}
-    shown = [r for r in rows if (r["category"] == "mean") == (len(categories) > 1)]
-    variants = [r["variant"] for r in shown]
-    fig = Figure(figsize=(max(6.0, 2.0 + 0.28 * len(COLUMNS) * len(variants)), 4.2))
-    ax = fig.subplots()
-    width = 0.8 / max(1, len(variants))
-    x = np.arange(len(COLUMNS))
-    for i, row in enumerate(shown):
-        values = [row[c] if math.isfinite(row[c]) else 0.0 for c in COLUMNS]
-        ax.bar(x + (i - (len(variants) - 1) / 2) * width, values, width, label=row["variant"])
-    ax.set_xticks(x, list(COLUMNS), fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("mean over categories" if len(categories) > 1 else next(iter(categories), ""))
-    ax.axhline(0.5, color="grey", linewidth=0.6, linestyle="--")
-    ax.legend(fontsize=7, ncols=min(4, max(1, len(variants))), loc="upper right")
-    ax.set_title(title, fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight", format="png")
-    return path
-
-
-def _parent_run(params: PipelineParams, categories: list[str], variants: list[str], epochs: int | None) -> Any:
+def _parent_run(
+    params: PipelineParams, categories: list[str], variants: list[str], epochs: int | None, peers: list[str]
+) -> Any:
     from mlflow import MlflowClient
 
     from pipelines import tracking
@@ -337,6 +291,7 @@ def _parent_run(params: PipelineParams, categories: list[str], variants: list[st
             "glcf.dataset": params.data.dataset_name,
             "glcf.categories": ",".join(categories),
             "glcf.variants": ",".join(variants),
+            "glcf.peers": ",".join(peers),
             "glcf.params_hash": params.fingerprint(),
             "mlflow.source.git.commit": commit,
             "glcf.git_dirty": str(dirty).lower(),
@@ -345,8 +300,37 @@ def _parent_run(params: PipelineParams, categories: list[str], variants: list[st
     client = MlflowClient()
     client.log_param(run.info.run_id, "categories", json.dumps(categories))
     client.log_param(run.info.run_id, "variants", json.dumps(variants))
+    client.log_param(run.info.run_id, "peers", json.dumps(peers))
     client.log_param(run.info.run_id, "train.epochs", str(epochs if epochs is not None else params.glcf.train.epochs))
+    client.log_param(run.info.run_id, "model.image_size", str(params.glcf.image_size))
     return run
+
+
+def _write_table(params: PipelineParams, parent_id: str, results: list[JobResult], single: bool) -> dict[str, Any]:
+    """Write the table as CSV, markdown, PNG and JSON, and log them and the headline metrics to the parent."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    rows = table_rows(results)
+    out = params.root / params.paths.reports / BENCHMARK_DIR
+    title = f"GLCF benchmark {parent_id[:8]} ({params.data.dataset_name})"
+    markdown = markdown_table(rows, title)
+    paths = {
+        "csv": write_csv(rows, out / "benchmark.csv"),
+        "md": out / "benchmark.md",
+        "png": plot_chart(rows, out / "benchmark.png", title),
+        "json": out / "benchmark.json",
+    }
+    write_text(paths["md"], markdown)
+    write_json(paths["json"], {"parent_run_id": parent_id, "rows": rows})
+    for path in paths.values():
+        client.log_artifact(parent_id, str(path), "benchmark")
+    for row in rows:
+        if row["category"] == "mean" or single:
+            for col in (*COLUMNS, "images_per_second"):
+                if math.isfinite(row[col]):
+                    client.log_metric(parent_id, f"{row['variant']}.{col}", float(row[col]))
+    return {"rows": rows, "markdown": markdown, **paths}
 
 
 def run_benchmark(
@@ -355,67 +339,74 @@ def run_benchmark(
     variants: Sequence[str] = DEFAULT_VARIANTS,
     *,
     epochs: int | None = None,
+    peers: Sequence[str] = (),
+    threads: int | None = None,
     progress: bool = True,
     run_job: Callable[[BenchmarkJob], JobResult] | None = None,
+    run_peer: Callable[[Any], JobResult] | None = None,
 ) -> BenchmarkResult:
-    """Train and evaluate every variant on every category under one parent MLflow run.
+    """Train and evaluate every variant (and fit every peer) on every category under one parent MLflow run.
 
     Args:
         params_file: the base parameter file; its folder is the project root.
         categories: default ``data.categories``.
         variants: keys of :data:`VARIANTS`, run in this order.
         epochs: override ``train.epochs`` for every variant.
+        peers: keys of :data:`pipelines.peers.PEERS` (anomalib baselines, the ``peers`` extra), run after
+            the variants on the same splits, backbone, weights and image size.
+        threads: torch threads of the peers and of every timed inference pass (None: torch's default).
         progress: progress bars (data preparation and the job loop).
         run_job: runs one job (default :func:`run_benchmark_job`; the Prefect flow passes a task).
+        run_peer: runs one peer job (default :func:`pipelines.peers.run_peer_job`).
 
     Returns:
         The parent run, the rows of the comparison table and where it was written.
 
     Raises:
         BenchmarkError: an unknown variant, a repeated name or bad epochs (before any work).
+        pipelines.peers.PeerError: an unknown peer, or peers without the ``peers`` extra (before any work).
         pipelines.params.ParamsError: an unknown category or invalid parameters.
     """
     from mlflow import MlflowClient
     from tqdm.auto import tqdm
 
     from pipelines import tracking
+    from pipelines.peers import PeerJob, check_peers_installed, parse_peers, run_peer_job
 
+    chosen_peers = parse_peers(list(peers))
+    check_peers_installed(chosen_peers)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        msg = f"threads: must be a positive integer, got {threads!r}"
+        raise BenchmarkError(msg)
     params, planned = plan(params_file, categories, list(variants), epochs)
     chosen = list(dict.fromkeys(c for _, c, _ in planned))
-    root = params.root
-    tracking.configure_tracking(root)
+    tracking.configure_tracking(params.root)
     for category in chosen:
         ensure_prepared(params, category, progress=progress)
-    parent = _parent_run(params, chosen, list(variants), epochs)
+    parent = _parent_run(params, chosen, list(variants), epochs, chosen_peers)
     parent_id = parent.info.run_id
     client = MlflowClient()
-    logger.info("benchmark %s: %d variants x %d categories", parent_id, len(variants), len(chosen))
-    runner = run_job or run_benchmark_job
+    counts = (len(variants), len(chosen_peers), len(chosen))
+    logger.info("benchmark %s: %d variants + %d peers x %d categories", parent_id, *counts)
+    jobs: list[Any] = [BenchmarkJob(v, c, str(params_file), o, parent_id, threads) for v, c, o in planned]
+    jobs += [PeerJob(p, c, str(params_file), parent_id, threads) for p in chosen_peers for c in chosen]
     results: list[JobResult] = []
     try:
-        for variant, category, overrides in tqdm(planned, desc="benchmark", unit="run", disable=not progress):
-            job = BenchmarkJob(variant, category, str(params_file), overrides, parent_id)
-            results.append(runner(job))
-        rows = table_rows(results)
-        out = root / params.paths.reports / BENCHMARK_DIR
-        title = f"GLCF benchmark {parent_id[:8]} ({params.data.dataset_name})"
-        csv_path = write_csv(rows, out / "benchmark.csv")
-        markdown = markdown_table(rows, title)
-        md_path = out / "benchmark.md"
-        write_text(md_path, markdown)
-        chart = plot_chart(rows, out / "benchmark.png", title)
-        write_json(out / "benchmark.json", {"parent_run_id": parent_id, "rows": rows})
-        for path in (csv_path, md_path, chart, out / "benchmark.json"):
-            client.log_artifact(parent_id, str(path), "benchmark")
-        for row in rows:
-            if row["category"] == "mean" or len(chosen) == 1:
-                for col in COLUMNS:
-                    if math.isfinite(row[col]):
-                        client.log_metric(parent_id, f"{row['variant']}.{col}", float(row[col]))
+        for job in tqdm(jobs, desc="benchmark", unit="run", disable=not progress):
+            is_peer = isinstance(job, PeerJob)
+            results.append((run_peer or run_peer_job)(job) if is_peer else (run_job or run_benchmark_job)(job))
+        table = _write_table(params, parent_id, results, len(chosen) == 1)
     except BaseException:
         client.set_terminated(parent_id, "FAILED")
         raise
     client.set_terminated(parent_id, "FINISHED")
     return BenchmarkResult(
-        parent_id, parent.info.experiment_id, rows, results, csv_path, md_path, chart, markdown=markdown
+        parent_id,
+        parent.info.experiment_id,
+        table["rows"],
+        results,
+        table["csv"],
+        table["md"],
+        table["png"],
+        markdown=table["markdown"],
     )

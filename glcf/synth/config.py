@@ -15,7 +15,14 @@ from typing import Any
 __all__ = ["DEFAULT_CATEGORIES", "GeneratorConfig", "SplitCounts"]
 
 #: Categories generated when none are named (every registered category).
-DEFAULT_CATEGORIES: tuple[str, ...] = ("breakfast_box", "juice_bottle", "pushpins", "splicing_connectors")
+DEFAULT_CATEGORIES: tuple[str, ...] = (
+    "breakfast_box",
+    "juice_bottle",
+    "pushpins",
+    "splicing_connectors",
+    "bead_box",
+    "jam_jars",
+)
 
 MIN_SIDE, MAX_SIDE = 64, 2048
 MIN_ASPECT, MAX_ASPECT = 0.9, 1.8  # width / height; the drawings are laid out for 4:3

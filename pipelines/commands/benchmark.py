@@ -19,12 +19,20 @@ def benchmark(
     ] = None,
     params: Annotated[Path, typer.Option("--params", "-p", help="base parameter file")] = Path("params.yaml"),
     epochs: Annotated[int | None, typer.Option(min=1, help="override train.epochs for every variant")] = None,
+    peers: Annotated[
+        str | None,
+        typer.Option(help="comma-separated anomalib baselines: patchcore, padim (needs the 'peers' extra)"),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="torch threads of the peers and the timed inference passes")
+    ] = None,
     prefect: Annotated[bool, typer.Option("--prefect", help="run as the Prefect flow glcf-benchmark")] = False,
 ) -> None:
     """Train and evaluate each variant on each category under one MLflow parent run; print the table.
 
     Writes reports/benchmark/benchmark.{csv,md,png} and logs them to the parent run. Nothing is
-    registered.
+    registered. With --peers, anomalib's PatchCore / PaDiM are fitted on the same splits with the
+    same backbone, weights and image size, evaluated with the same metrics and added to the table.
     """
     from pipelines.logs import setup_logging
 
@@ -38,15 +46,27 @@ def benchmark(
             from pipelines.flows.benchmark import benchmark_flow
 
             out = benchmark_flow(
-                categories=comma_list(categories), variants=chosen, params_file=str(params), epochs=epochs
+                categories=comma_list(categories),
+                variants=chosen,
+                params_file=str(params),
+                epochs=epochs,
+                peers=comma_list(peers),
+                threads=threads,
             )
             typer.echo(Path(out["markdown"]).read_text(encoding="utf-8"))
             typer.echo(f"parent run: {out['parent_run_id']}")
             return
         from pipelines.benchmark import DEFAULT_VARIANTS, run_benchmark
 
-        result = run_benchmark(params, comma_list(categories), chosen or list(DEFAULT_VARIANTS), epochs=epochs)
-    except (ValueError, FileNotFoundError) as exc:  # bad variant, category or params: no traceback
+        result = run_benchmark(
+            params,
+            comma_list(categories),
+            chosen or list(DEFAULT_VARIANTS),
+            epochs=epochs,
+            peers=comma_list(peers) or [],
+            threads=threads,
+        )
+    except (ValueError, FileNotFoundError) as exc:  # bad variant, peer, category or params: no traceback
         logging.getLogger("glcf").error("benchmark: %s", exc)
         raise typer.Exit(2) from None
     typer.echo(result.markdown)

@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pipelines.benchmark import DEFAULT_VARIANTS, BenchmarkJob, JobResult, run_benchmark, run_benchmark_job
+from pipelines.peers.jobs import PeerJob, run_peer_job
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,20 @@ def variant_task(job: BenchmarkJob) -> JobResult:
     return run_benchmark_job(job)
 
 
+@task(name="benchmark-peer", cache_policy=NO_CACHE, task_run_name="{job.peer}@{job.category}")
+def peer_task(job: PeerJob) -> JobResult:
+    """Fit, evaluate and log one anomalib peer on one category."""
+    return run_peer_job(job)
+
+
 @flow(name="glcf-benchmark", log_prints=True)
 def benchmark_flow(
     categories: list[str] | None = None,
     variants: list[str] | None = None,
     params_file: str = "params.yaml",
     epochs: int | None = None,
+    peers: list[str] | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Benchmark the SAM layouts and ablations on the categories; returns the parent run and the table.
 
@@ -43,14 +52,19 @@ def benchmark_flow(
         variants: default every variant of :data:`pipelines.benchmark.VARIANTS`.
         params_file: the base parameter file (its folder is the project root).
         epochs: override ``train.epochs`` for every variant.
+        peers: anomalib baselines of :data:`pipelines.peers.PEERS` (the ``peers`` extra); default none.
+        threads: torch threads of the peers and the timed inference passes.
     """
     result = run_benchmark(
         params_file,
         categories,
         list(variants or DEFAULT_VARIANTS),
         epochs=epochs,
+        peers=list(peers or []),
+        threads=threads,
         progress=False,
         run_job=variant_task,
+        run_peer=peer_task,
     )
     create_markdown_artifact(
         key=ARTIFACT_KEY, markdown=result.markdown, description=f"MLflow parent run {result.parent_run_id}"

@@ -50,12 +50,16 @@ def test_every_variant_loads_and_changes_what_it_names(params_file: Path) -> Non
     assert flat["no_mspem"]["model.ablation.ms_pem"] is False
     assert flat["no_sam"]["model.ablation.sam"] is False
     assert flat["correspondence"]["model.scoring.map_source"] == "correspondence"
+    assert flat["paper_fusion"]["model.scoring.fusion"] == "fixed"
+    assert flat["paper_fusion"]["model.scoring.memory"] is False
+    assert flat["no_layout_memory"]["model.scoring.layout_memory"] is False
+    assert flat["pss"]["model.scoring.memory"] is True  # the default keeps both memories
     assert flat["pss"]["train.epochs"] == base.glcf.train.epochs  # no --epochs: params.yaml's value
 
 
 def test_plan_rejects_bad_requests_before_any_work(params_file: Path) -> None:
-    _, jobs = plan(params_file, ["pushpins"], ["pss", "no_sam"], 1)
-    assert [(v, c) for v, c, _ in jobs] == [("pss", "pushpins"), ("no_sam", "pushpins")]
+    _, jobs = plan(params_file, ["jam_jars"], ["pss", "no_sam"], 1)
+    assert [(v, c) for v, c, _ in jobs] == [("pss", "jam_jars"), ("no_sam", "jam_jars")]
     with pytest.raises(BenchmarkError, match="unknown variant 'nope'"):
         plan(params_file, None, ["pss", "nope"], None)
     with pytest.raises(BenchmarkError, match="variants: listed twice"):
@@ -68,15 +72,17 @@ def test_plan_rejects_bad_requests_before_any_work(params_file: Path) -> None:
 
 def test_training_key_ignores_scoring_only(params_file: Path, tmp_path: Path) -> None:
     base = load_params(params_file)
-    paths = base.category_paths("pushpins", root=tmp_path)
+    paths = base.category_paths("jam_jars", root=tmp_path)
     write_json(paths.manifest, {"hashes": {"train": "abc"}})
 
     def key(variant: str) -> str:
         params = load_params(params_file, variant_overrides(base, variant, None))
-        return training_key(params, params.category_paths("pushpins", root=tmp_path))
+        return training_key(params, params.category_paths("jam_jars", root=tmp_path))
 
-    assert key("correspondence") == key("pss")  # same training, other map: the checkpoint is shared
-    assert len({key(v) for v in VARIANTS}) == len(VARIANTS) - 1
+    scoring_only = ("correspondence", "paper_fusion", "calibrated_only", "no_patch_memory", "no_layout_memory")
+    for variant in scoring_only:  # same training, other scoring: the checkpoint is shared
+        assert key(variant) == key("pss"), variant
+    assert len({key(v) for v in VARIANTS}) == len(VARIANTS) - len(scoring_only)
     before = key("pss")
     write_json(paths.manifest, {"hashes": {"train": "other data"}})
     assert key("pss") != before  # other training data: never shared

@@ -212,5 +212,5 @@ def test_a_bad_defect_types_sidecar_names_the_file_and_field(tmp_path):
     with pytest.raises(DatasetLayoutError, match=r"defect_types.json\[0\].group: must be one of"):
         read_defect_types(path.parent)
     path.write_text("{not json")
-    with pytest.raises(DatasetLayoutError, match="defect_types.json: not readable JSON"):
+    with pytest.raises(DatasetLayoutError, match=r"defect_types\.json: not readable JSON"):
         read_defect_types(path.parent)
