@@ -15,7 +15,9 @@ def benchmark(
     categories: Annotated[str | None, typer.Option(help="comma-separated; default data.categories")] = None,
     variants: Annotated[
         str | None,
-        typer.Option(help="comma-separated of pss, pgs, ps, no_sb, no_mspem, no_sam, correspondence; default all"),
+        typer.Option(
+            help="comma-separated variants (pipelines.benchmark.VARIANTS; an unknown name lists them); default all"
+        ),
     ] = None,
     params: Annotated[Path, typer.Option("--params", "-p", help="base parameter file")] = Path("params.yaml"),
     epochs: Annotated[int | None, typer.Option(min=1, help="override train.epochs for every variant")] = None,
