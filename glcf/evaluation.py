@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,8 +83,9 @@ def _false_alarms(scores: np.ndarray, labels: Sequence[int], threshold: Threshol
 
 def _defect_key(score: str, defect: str) -> str:
     """Flat metric name of a per-defect AUROC: ``image_auroc_defect_<d>`` (the model's score) or
-    ``image_auroc_<score>_defect_<d>``."""
-    return f"image_auroc_defect_{defect}" if score == "model" else f"image_auroc_{score}_defect_{defect}"
+    ``image_auroc_<score>_defect_<d>``; characters MLflow refuses in a metric name become ``_``."""
+    d = re.sub(r"[^\w\-. /]", "_", defect)
+    return f"image_auroc_defect_{d}" if score == "model" else f"image_auroc_{score}_defect_{d}"
 
 
 def _per_defect(

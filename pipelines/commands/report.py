@@ -22,12 +22,8 @@ COLUMNS = (
     ("FPR good", "false_alarm_rate_good"),
     ("target", "false_alarm_target"),
 )
-#: Per defect type: the model's (fused) score, then the local and the global branch alone.
-DEFECT_SCORES = (
-    ("fused", "image_auroc_defect_{}"),
-    ("local", "image_auroc_local_defect_{}"),
-    ("global", "image_auroc_global_defect_{}"),
-)
+#: Per defect type (metrics.json "image_auroc_defect"): the model's fused score, then each branch alone.
+DEFECT_SCORES = (("fused", "model"), ("local", "local"), ("global", "global"))
 
 
 def report_rows(params: PipelineParams) -> list[dict[str, Any]]:
@@ -40,8 +36,9 @@ def report_rows(params: PipelineParams) -> list[dict[str, Any]]:
             metrics = json.loads(paths.metrics.read_text())
             summary = metrics["summary"]
             row |= {key: summary.get(key) for _, key in COLUMNS}
+            aucs = metrics.get("image_auroc_defect", {})
             row["defects"] = [
-                {"defect": name, **kind, **{h: summary.get(k.format(name)) for h, k in DEFECT_SCORES}}
+                {"defect": name, **kind, **{h: aucs.get(name, {}).get(k) for h, k in DEFECT_SCORES}}
                 for name, kind in metrics.get("defect_types", {}).items()
             ]
         if paths.promotion.exists():

@@ -125,9 +125,15 @@ def test_report_lists_each_category_from_its_reports(tiny_project: TinyProject) 
     assert row["image_auroc_logical_anomalies"] == metrics["image_auroc_logical_anomalies"]
     assert row["spro_0.05_mean"] == metrics["spro_0.05_mean"]
     assert row["version"] == promotion["challenger_version"]
+    full = json.loads((tiny_project.root / "reports" / CATEGORY / "metrics.json").read_text())
+    assert [d["defect"] for d in row["defects"]] == list(full["defect_types"])  # every defect type of the split
+    first = row["defects"][0]
+    assert first["fused"] == metrics[f"image_auroc_defect_{first['defect']}"]
+    assert first["global"] == metrics[f"image_auroc_global_defect_{first['defect']}"]
     table = tiny_project.run("glcf", "report").stdout.splitlines()
     assert table[0].split()[:4] == ["category", "image", "AUROC", "logical"]
     assert table[2].startswith(CATEGORY)
+    assert "image AUROC per defect type (fused / local branch alone / global branch alone)" in table
 
 
 def test_stage_after_a_lost_tracking_store_backfills_the_training(tiny_project: TinyProject, tmp_path: Path) -> None:

@@ -195,8 +195,8 @@ def test_loco_per_defect_type_aurocs_and_the_sidecar(tmp_path):
     }
     assert m["image_auroc_defect"]["missing_part"] == pytest.approx({"model": 0.5, "local": 0.5})
     s = m["summary"]
-    assert s["image_auroc_defect_extra_part+missing_part"] == 1.0
-    assert s["image_auroc_local_defect_extra_part+missing_part"] == 0.0
+    assert s["image_auroc_defect_extra_part_missing_part"] == 1.0  # "+" is no MLflow metric character
+    assert s["image_auroc_local_defect_extra_part_missing_part"] == 0.0
     assert s["image_auroc_defect_scratch"] == pytest.approx(0.5)
     with res.csv_path.open() as f:
         assert [r["defect"] for r in csv.DictReader(f)][2:4] == ["extra_part+missing_part", "missing_part"]
