@@ -137,6 +137,41 @@ def scratch(
     return dilate(_stamp(canvas, layer, colour, surface), 1.5 * k)
 
 
+def _crack_trunk(
+    draw: ImageDraw.ImageDraw,
+    centre: tuple[float, float],
+    angle: float,
+    length: float,
+    steps: int,
+    wobble: float,
+    width: int,
+    rng: np.random.Generator,
+) -> list[tuple[float, float]]:
+    """Draw a wobbly line of ``length`` through ``centre`` (grown both ways from it); its points."""
+    half = _wobbly_path(centre, angle, length / 2, steps, wobble, rng)
+    trunk = list(reversed(_wobbly_path(centre, angle + math.pi, length / 2, steps, wobble, rng)))[:-1] + half
+    draw.line(trunk, fill=255, width=width, joint="curve")
+    return trunk
+
+
+def _crack_branch(
+    draw: ImageDraw.ImageDraw,
+    trunk: list[tuple[float, float]],
+    margin: int,
+    angle: float,
+    spread: tuple[float, float],
+    length: float,
+    steps: int,
+    wobble: float,
+    width: int,
+    rng: np.random.Generator,
+) -> None:
+    """Draw one branch off ``trunk`` (not within ``margin`` points of its ends), turned by ``spread`` rad."""
+    start = trunk[int(rng.integers(margin, len(trunk) - margin))]
+    branch = _wobbly_path(start, angle + rng.choice([-1, 1]) * rng.uniform(*spread), length, steps, wobble, rng)
+    draw.line(branch, fill=255, width=width, joint="curve")
+
+
 def crack(
     canvas: Image.Image,
     surface: Image.Image,
@@ -151,13 +186,9 @@ def crack(
     length = rng.uniform(55, 85) * k
     layer = Image.new("L", canvas.size, 0)
     draw = ImageDraw.Draw(layer)
-    trunk = _wobbly_path((x, y), angle, length / 2, 8, 0.5, rng)
-    trunk = list(reversed(_wobbly_path((x, y), angle + math.pi, length / 2, 8, 0.5, rng)))[:-1] + trunk
-    draw.line(trunk, fill=255, width=max(1, round(2.8 * k)), joint="curve")
+    trunk = _crack_trunk(draw, (x, y), angle, length, 8, 0.5, max(1, round(2.8 * k)), rng)
     for _ in range(int(rng.integers(2, 4))):
-        start = trunk[int(rng.integers(2, len(trunk) - 2))]
-        branch = _wobbly_path(start, angle + rng.choice([-1, 1]) * rng.uniform(0.6, 1.2), length * 0.3, 5, 0.5, rng)
-        draw.line(branch, fill=255, width=max(1, round(1.8 * k)), joint="curve")
+        _crack_branch(draw, trunk, 2, angle, (0.6, 1.2), length * 0.3, 5, 0.5, max(1, round(1.8 * k)), rng)
     colour = _contrast_ink(canvas, dilate(layer, 3 * k), int(rng.integers(110, 140)))
     return dilate(_stamp(canvas, layer, colour, surface), 1.5 * k)
 
@@ -352,14 +383,10 @@ def hairline_crack(
     length = rng.uniform(28, 45) * k
     layer = Image.new("L", canvas.size, 0)
     draw = ImageDraw.Draw(layer)
-    half = _wobbly_path((x, y), angle, length / 2, 9, 0.3, rng)
-    trunk = list(reversed(_wobbly_path((x, y), angle + math.pi, length / 2, 9, 0.3, rng)))[:-1] + half
     width = max(1, round(1.0 * k))
-    draw.line(trunk, fill=255, width=width, joint="curve")
+    trunk = _crack_trunk(draw, (x, y), angle, length, 9, 0.3, width, rng)
     if rng.random() < 0.5:
-        start = trunk[int(rng.integers(3, len(trunk) - 3))]
-        branch = _wobbly_path(start, angle + rng.choice([-1, 1]) * rng.uniform(0.5, 1.0), length * 0.25, 4, 0.3, rng)
-        draw.line(branch, fill=255, width=width, joint="curve")
+        _crack_branch(draw, trunk, 3, angle, (0.5, 1.0), length * 0.25, 4, 0.3, width, rng)
     under = ImageChops.multiply(dilate(layer, 3 * k), surface)  # the surface colour, not its surroundings
     colour = _contrast_ink(canvas, under, int(rng.integers(30, 46)))
     return dilate(_stamp(canvas, layer, colour, surface), 1.5 * k)
