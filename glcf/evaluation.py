@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from glcf.data.defects import defect_table, image_defects
-from glcf.data.images import load_defect_masks, load_mask
+from glcf.data.defects import defect_table, image_defects, loco_defect_masks
+from glcf.data.images import load_mask
 from glcf.data.types import CategoryData
 from glcf.metrics.auroc import image_auroc_by_type
 from glcf.metrics.localization import LocalizationResult
@@ -61,12 +61,13 @@ class EvaluationResult:
     plots: dict[str, Path]
 
 
-def _localization(data: CategoryData, maps: list[np.ndarray], limits: Sequence[float]) -> LocalizationResult:
+def _localization(
+    data: CategoryData, maps: list[np.ndarray], limits: Sequence[float], loco_masks: list | None
+) -> LocalizationResult:
     types = [s.anomaly_type for s in data.test]
     names = [str(s.path) for s in data.test]
-    if data.format == "loco":
-        defects = [load_defect_masks(s, data.defects) if s.label else [] for s in data.test]
-        return loco_localization(maps, types, defects, limits, names=names)
+    if loco_masks is not None:
+        return loco_localization(maps, types, loco_masks, limits, names=names)
     masks = [load_mask(s) if s.mask_paths else None for s in data.test]
     return mvtec_localization(maps, types, masks, limits, names=names)
 
@@ -175,7 +176,8 @@ def evaluate_predictions(
     for name, values in (extra_scores or {}).items():
         metrics[f"image_auroc_{name}"] = image_auroc_by_type(types, labels, values)
         summary |= {f"image_auroc_{name}_{k}": v for k, v in metrics[f"image_auroc_{name}"].items()}
-    defects = image_defects(data)
+    loco_masks = loco_defect_masks(data) if data.format == "loco" else None  # read once: defect names and sPRO
+    defects = image_defects(data, loco_masks)
     metrics["defect_types"], metrics["image_auroc_defect"] = _per_defect(data, defects, labels, scores, extra_scores)
     for defect, aucs in metrics["image_auroc_defect"].items():
         summary |= {_defect_key(score, defect): v for score, v in aucs.items()}
@@ -194,7 +196,7 @@ def evaluate_predictions(
         metrics["pixel_resolution"] = "original image size (maps resized bilinearly)"
         if data.has_masks:
             limits = spro_limits if data.format == "loco" else (pro_limit,)
-            loc = _localization(data, full, limits)
+            loc = _localization(data, full, limits, loco_masks)
             key = "spro" if data.format == "loco" else "pro"
             metrics["pixel_auroc"] = loc.pixel_auroc
             metrics[key] = {t: {limit_key(k): v for k, v in per.items()} for t, per in loc.auc.items()}

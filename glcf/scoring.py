@@ -108,11 +108,11 @@ def per_scale_maps(features: GLCFFeatures, image_size: int, cfg: ScoringConfig) 
         if wanted and value is None:
             msg = f"per_scale_maps: scoring.{name} is on but the model's normal memory is empty (train it first)"
             raise ValueError(msg)
-    if cfg.memory and features.patch_distance is not None:
+    if cfg.memory:
         size = (image_size, image_size)
         d = F.interpolate(features.patch_distance.float(), size=size, mode="bilinear", align_corners=True)
         maps["memory"] = gaussian_blur(d, sigma)
-    if cfg.layout_memory and features.layout_distance is not None:
+    if cfg.layout_memory:
         maps["layout"] = features.layout_distance.float()
     return maps
 

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from glcf.data.images import load_defect_masks
-from glcf.data.types import CategoryData, DatasetLayoutError
+import numpy as np
 
-__all__ = ["SIDECAR", "DefectType", "defect_table", "image_defects", "read_defect_types"]
+from glcf.data.images import load_defect_masks
+from glcf.data.types import CategoryData, DatasetLayoutError, DefectSpec
+
+__all__ = ["SIDECAR", "DefectType", "defect_table", "image_defects", "loco_defect_masks", "read_defect_types"]
 
 SIDECAR = "defect_types.json"
 GROUPS = ("logical", "structural", "anomaly")
@@ -77,19 +79,28 @@ def read_defect_types(category_dir: str | Path) -> dict[str, DefectType]:
     return {t.name: t for t in types}
 
 
-def image_defects(data: CategoryData) -> list[str]:
+def loco_defect_masks(data: CategoryData) -> list[list[tuple[np.ndarray, DefectSpec]]]:
+    """Every test image's LOCO ground truth, one ``(mask, DefectSpec)`` per PNG (none for normal images)."""
+    return [load_defect_masks(s, data.defects) if s.label else [] for s in data.test]
+
+
+def image_defects(
+    data: CategoryData, defect_masks: Sequence[Sequence[tuple[np.ndarray, DefectSpec]]] | None = None
+) -> list[str]:
     """The defect name of every test image, in ``data.test`` order (``good`` for normal images).
 
     LOCO: the ``defect_name`` of the image's ground-truth PNGs (names joined by ``+`` when one image
-    holds several defect types); other layouts: the test folder.
+    holds several defect types), from ``defect_masks`` (:func:`loco_defect_masks`) when the caller
+    has read them already; other layouts: the test folder.
     """
+    if data.format == "loco" and defect_masks is None:
+        defect_masks = loco_defect_masks(data)
     out = []
-    for s in data.test:
+    for i, s in enumerate(data.test):
         if not s.label:
             out.append("good")
-        elif data.format == "loco" and s.mask_paths:
-            names = sorted({spec.name for _, spec in load_defect_masks(s, data.defects)})
-            out.append("+".join(names))
+        elif defect_masks is not None and defect_masks[i]:
+            out.append("+".join(sorted({spec.name for _, spec in defect_masks[i]})))
         else:
             out.append(s.anomaly_type)
     return out
