@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 BRANCHES = ("local", "global")
 _KEYS = ("local", "global", "num_images", "image_size", "sigma", "map_source")
 _OPTIONAL = ("memory", "image")
+#: Per-pixel maps with mu and sigma: the two branches and, with a patch memory, its map.
+MAP_BRANCHES = (*BRANCHES, "memory")
 #: Parts whose image scores a calibrated fusion standardises (``NormStats.image``).
 PARTS = ("local", "global", "memory", "layout")
 
@@ -102,7 +104,7 @@ class NormStats:
 
     def tensors(self, branch: str, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """``(mean [S], std [S])`` float32 tensors of ``branch`` (``local``, ``global`` or ``memory``)."""
-        if branch not in (*BRANCHES, "memory") or (branch == "memory" and not self.memory_mean):
+        if branch not in MAP_BRANCHES or (branch == "memory" and not self.memory_mean):
             msg = f"NormStats.tensors: branch must be local, global or a calibrated memory, got {branch!r}"
             raise ValueError(msg)
         mean = torch.tensor(getattr(self, f"{branch}_mean"), dtype=torch.float32, device=device)
@@ -138,7 +140,7 @@ class NormStats:
         if missing:
             _fail(missing[0], "missing")
         values: dict[str, Any] = {}
-        for branch in (*BRANCHES, "memory"):
+        for branch in MAP_BRANCHES:
             if branch not in data:
                 continue
             part = data[branch]
@@ -182,7 +184,7 @@ class NormStatsAccumulator:
             msg = f"NormStatsAccumulator.update: map size changed from {self.image_size} to {h}"
             raise ValueError(msg)
         self.image_size = h
-        for branch in (*BRANCHES, "memory"):
+        for branch in MAP_BRANCHES:
             if branch not in maps:
                 continue
             m = maps[branch].detach().to(torch.float64)
