@@ -16,9 +16,11 @@ PORT ?= 5001
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+# --compile-bytecode: each pipeline stage is a new process that imports torch, timm, scikit-learn and
+# MLflow; compiled once here, not at every start (always, where PYTHONDONTWRITEBYTECODE is set).
 $(STAMP):
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	python3 -m uv sync --frozen --all-groups --extra ray --extra peers
+	python3 -m uv sync --frozen --all-groups --extra ray --extra peers --compile-bytecode
 	@rm -f $(VENV)/.synced-* && touch $@
 
 install: $(STAMP) ## create or update the virtual environment from uv.lock

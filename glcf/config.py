@@ -245,8 +245,10 @@ class ScoringConfig:
             (global map = E vs Phi_G, the Fig. 11a ablation).
         memory: add the patch memory's map (distance to the nearest normal training patch) to the
             local branch.
-        layout_memory: add the layout memory's image score (distance to the nearest normal training
-            image's whole stride-16 feature map) to the global branch.
+        layout_memory: add the layout memory's image score to the global branch: how far the image's
+            stride-16 feature map is from the normal training images' maps.
+        layout_match: how the layout memory matches: ``pairs`` (the worst pair of grid cells that no
+            single training image matches together) or ``whole`` (the nearest whole map).
         coreset_fraction: share of the training patches kept in the patch memory.
         fusion: ``fixed`` (alpha, beta as in eq. 6) or ``calibrated``: every part (local map, patch
             memory map, global map, layout score) is put on the scale of its own image scores on the
@@ -264,6 +266,7 @@ class ScoringConfig:
     map_source: Literal["estimation", "correspondence"] = "estimation"
     memory: bool = False
     layout_memory: bool = False
+    layout_match: Literal["pairs", "whole"] = "pairs"
     coreset_fraction: float = 0.1
     fusion: Literal["fixed", "calibrated"] = "fixed"
 
@@ -287,6 +290,7 @@ class ScoringConfig:
         if not (0.0 < self.coreset_fraction <= 1.0):
             _fail(f"{path}.coreset_fraction", f"must be in (0, 1], got {self.coreset_fraction!r}")
         _check_choice(f"{path}.fusion", self.fusion, ("fixed", "calibrated"))
+        _check_choice(f"{path}.layout_match", self.layout_match, ("pairs", "whole"))
         for name in ("memory", "layout_memory"):
             if getattr(self, name) and self.fusion != "calibrated":
                 _fail(

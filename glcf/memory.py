@@ -8,9 +8,17 @@ of normal parts well enough to call it normal. A memory of the normal images' ow
   8, as PatchCore does), thinned by a greedy k-centre coreset. A test patch scores its distance to
   the nearest remembered patch: a local map beside GLCF's local estimation map.
 * the **layout memory** keeps one vector per training image: its whole stride-16 feature map,
-  flattened, so position is part of the vector. A test image scores its distance to the nearest
-  training image: an image-level global score that flags a relation between distant parts that no
-  normal image shows, even when every part is normal on its own.
+  flattened, so position is part of the vector. It scores an image-level global score that flags a
+  relation between distant parts that no normal image shows, even when every part is normal on its
+  own. Two ways to match (``layout_match``):
+
+  - ``pairs`` (default): for every pair of grid cells ``(i, j)`` the best joint match over the
+    training images, ``min_n (d_n(i) + d_n(j))``, where ``d_n(i)`` is the distance of cell ``i`` to
+    the same cell of training image ``n``, divided by that cell's typical nearest-neighbour distance
+    among the training images (leave-one-out). The score is the worst pair. A pair of parts that
+    each occur in normal images but never together has no training image that matches both;
+  - ``whole``: the distance of the whole flattened map to the nearest training image. The noise of
+    every cell adds up, so a relation between two small parts drowns in it.
 
 Both banks are buffers of the model (saved with the trainable weights) and are filled after training
 from the training images (:meth:`NormalMemory.fill`).
@@ -29,6 +37,8 @@ from torch import Tensor, nn
 __all__ = ["NormalMemory", "greedy_coreset"]
 
 _CHUNK = 4096
+_PAIR_BLOCK = 1 << 22  # elements of one [B, n, P, P] block of pair sums
+LAYOUT_MATCHES = ("pairs", "whole")
 
 
 def greedy_coreset(features: Tensor, size: int, seed: int = 0, proj_dim: int = 128) -> Tensor:
@@ -56,9 +66,42 @@ def greedy_coreset(features: Tensor, size: int, seed: int = 0, proj_dim: int = 1
     return chosen
 
 
+def _exact_cdist(a: Tensor, b: Tensor) -> Tensor:
+    """``cdist`` without the matrix-product shortcut: exact, and the same whatever the batch."""
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def cell_distances(queries: Tensor, bank: Tensor) -> Tensor:
+    """``[B, N, P]`` distance of each query's grid cell to the same cell of each bank map (``[*, C, P]``)."""
+    return _exact_cdist(queries.permute(2, 0, 1), bank.permute(2, 0, 1)).permute(1, 2, 0)
+
+
+def worst_pair(d: Tensor) -> Tensor:
+    """``[B]``: ``max_{i<j} min_n (d[:, n, i] + d[:, n, j])`` of scaled cell distances ``d`` ``[B, N, P]``.
+
+    Hand-written (no library scores pairs of cells); the minimum over ``n`` runs in blocks of training
+    maps so that the ``[B, n, P, P]`` sums stay small.
+    """
+    b, _, p = d.shape
+    step = max(1, _PAIR_BLOCK // max(1, b * p * p))
+    best = d.new_full((b, p, p), math.inf)
+    for chunk in d.split(step, dim=1):
+        torch.minimum(best, (chunk[..., :, None] + chunk[..., None, :]).amin(1), out=best)
+    i, j = torch.triu_indices(p, p, 1, device=d.device)
+    return best[:, i, j].amax(1) if p > 1 else best[:, 0, 0]
+
+
 def _nearest(queries: Tensor, bank: Tensor) -> Tensor:
-    """Euclidean distance of each query row to its nearest bank row (chunked)."""
-    out = [torch.cdist(q, bank).amin(dim=1) for q in queries.split(_CHUNK)]
+    """Euclidean distance of each query row to its nearest bank row (chunked).
+
+    ``cdist`` finds the neighbour through a matrix product, whose rounding depends on the batch and
+    the thread count; the distance to that neighbour is then taken exactly, so a score does not
+    change with the batch it was computed in.
+    """
+    out = []
+    for q in queries.split(_CHUNK):
+        idx = torch.cdist(q, bank).argmin(dim=1)
+        out.append((q - bank[idx]).norm(dim=1))
     return torch.cat(out) if out else queries.new_zeros(0)
 
 
@@ -69,22 +112,35 @@ class NormalMemory(nn.Module):
         patch_dim: channels of a patch feature (stride-8 plus stride-16 tap widths).
         layout_dim: length of a layout vector (stride-16 width x its grid cells).
         coreset_fraction: share of the training patches kept in the patch memory.
+        layout_match: ``pairs`` or ``whole`` (see the module's docstring).
+        cells: grid cells of a layout (``layout_dim / cells`` channels).
     """
 
-    def __init__(self, patch_dim: int, layout_dim: int, coreset_fraction: float = 0.1) -> None:
+    def __init__(
+        self,
+        patch_dim: int,
+        layout_dim: int,
+        coreset_fraction: float = 0.1,
+        layout_match: str = "pairs",
+        cells: int = 1,
+    ) -> None:
         super().__init__()
-        self.coreset_fraction = coreset_fraction
+        if layout_match not in LAYOUT_MATCHES:
+            msg = f"layout_match: must be one of {', '.join(LAYOUT_MATCHES)}, got {layout_match!r}"
+            raise ValueError(msg)
+        self.coreset_fraction, self.layout_match = coreset_fraction, layout_match
         self.register_buffer("patch_bank", torch.zeros(0, patch_dim))
         self.register_buffer("layout_bank", torch.zeros(0, layout_dim))
+        self.register_buffer("cell_scale", torch.ones(cells))
 
     @property
     def filled(self) -> bool:
         return self.patch_bank.shape[0] > 0 and self.layout_bank.shape[0] > 0
 
     def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any) -> None:
-        for name in ("patch_bank", "layout_bank"):
+        for name in ("patch_bank", "layout_bank", "cell_scale"):
             stored = state_dict.get(prefix + name)
-            if isinstance(stored, Tensor) and stored.ndim == 2:
+            if isinstance(stored, Tensor) and stored.ndim == getattr(self, name).ndim:
                 setattr(self, name, torch.empty_like(stored, device=getattr(self, name).device))
         super()._load_from_state_dict(state_dict, prefix, *args)  # type: ignore[arg-type]
 
@@ -104,8 +160,9 @@ class NormalMemory(nn.Module):
     @torch.no_grad()
     def fill(self, taps_batches: Iterable[list[Tensor]], seed: int = 0) -> None:
         """Build both banks from the encoder taps of every training image."""
-        patches, layouts = [], []
+        patches, layouts, cells = [], [], 1
         for taps in taps_batches:
+            cells = taps[2].shape[-2] * taps[2].shape[-1]
             p = self.patch_features(taps)
             patches.append(p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]).cpu())
             layouts.append(self.layout_features(taps).cpu())
@@ -117,6 +174,24 @@ class NormalMemory(nn.Module):
         device = self.patch_bank.device
         self.patch_bank = bank[keep].contiguous().to(device)
         self.layout_bank = torch.cat(layouts).contiguous().to(device)
+        self.cell_scale = self._typical_cell_distance(cells).to(device)
+
+    def _grid(self, cells: int) -> Tensor:
+        """The layout bank as ``[N, C, P]`` maps."""
+        return self.layout_bank.float().reshape(len(self.layout_bank), -1, cells)
+
+    def _typical_cell_distance(self, cells: int) -> Tensor:
+        """``[P]``: mean over training maps of each cell's distance to the nearest other training map."""
+        grid = self._grid(cells)
+        if len(grid) < 2:
+            return torch.ones(cells)
+        nearest = []
+        for start in range(0, len(grid), 64):
+            d = cell_distances(grid[start : start + 64], grid)
+            rows = torch.arange(d.shape[0])
+            d[rows, rows + start] = math.inf  # leave the map itself out
+            nearest.append(d.amin(1))
+        return torch.cat(nearest).mean(0).clamp_min(1e-6)
 
     def patch_distance(self, taps: list[Tensor]) -> Tensor:
         """``[B, 1, h2, w2]`` distance of every patch to the nearest normal patch."""
@@ -126,5 +201,9 @@ class NormalMemory(nn.Module):
         return d.reshape(b, 1, h, w)
 
     def layout_distance(self, taps: list[Tensor]) -> Tensor:
-        """``[B]`` distance of every image's layout to the nearest normal training image."""
-        return _nearest(self.layout_features(taps), self.layout_bank.float())
+        """``[B]`` layout score of every image: its worst pair of cells, or its whole-map distance."""
+        if self.layout_match == "whole":
+            return _nearest(self.layout_features(taps), self.layout_bank.float())
+        cells = taps[2].shape[-2] * taps[2].shape[-1]
+        d = cell_distances(taps[2].float().flatten(2), self._grid(cells)) / self.cell_scale
+        return worst_pair(d)

@@ -91,7 +91,9 @@ class GLCFModel(nn.Module):
         self.pem_taps = pem_taps
         c2, c3 = encoder.channels[1], encoder.channels[2]
         grid16 = config.image_size // 16
-        self.memory = NormalMemory(c2 + c3, c3 * grid16 * grid16, config.scoring.coreset_fraction)
+        self.memory = NormalMemory(
+            c2 + c3, c3 * grid16 * grid16, config.scoring.coreset_fraction, config.scoring.layout_match, grid16 * grid16
+        )
         self.mean: tuple[float, ...] = encoder.mean
         self.std: tuple[float, ...] = encoder.std
 

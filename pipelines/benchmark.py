@@ -51,6 +51,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "calibrated_only": {"model.scoring.memory": False, "model.scoring.layout_memory": False},
     "no_patch_memory": {"model.scoring.memory": False},
     "no_layout_memory": {"model.scoring.layout_memory": False},
+    "whole_layout": {"model.scoring.layout_match": "whole"},
 }
 DEFAULT_VARIANTS = tuple(VARIANTS)
 

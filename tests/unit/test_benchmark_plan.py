@@ -79,7 +79,14 @@ def test_training_key_ignores_scoring_only(params_file: Path, tmp_path: Path) ->
         params = load_params(params_file, variant_overrides(base, variant, None))
         return training_key(params, params.category_paths("jam_jars", root=tmp_path))
 
-    scoring_only = ("correspondence", "paper_fusion", "calibrated_only", "no_patch_memory", "no_layout_memory")
+    scoring_only = (
+        "correspondence",
+        "paper_fusion",
+        "calibrated_only",
+        "no_patch_memory",
+        "no_layout_memory",
+        "whole_layout",
+    )
     for variant in scoring_only:  # same training, other scoring: the checkpoint is shared
         assert key(variant) == key("pss"), variant
     assert len({key(v) for v in VARIANTS}) == len(VARIANTS) - len(scoring_only)

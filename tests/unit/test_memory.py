@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from glcf import build_glcf, preset
 from glcf.checkpoint import load_trainable_state, trainable_state_dict
@@ -30,7 +31,8 @@ def _taps(c2: torch.Tensor, c3: torch.Tensor) -> list[torch.Tensor]:
     return [torch.zeros(1), c2, c3, torch.zeros(1)]
 
 
-def test_layout_memory_flags_a_new_combination_of_normal_halves() -> None:
+@pytest.mark.parametrize("match", ["pairs", "whole"])
+def test_layout_memory_flags_a_new_combination_of_normal_halves(match: str) -> None:
     """Each half of the test image occurs in a normal image; only their pairing is new."""
     left_a, left_b = torch.zeros(4, 4, 2), torch.ones(4, 4, 2)
 
@@ -38,16 +40,71 @@ def test_layout_memory_flags_a_new_combination_of_normal_halves() -> None:
         return torch.cat([left, right], dim=2)[None]  # [1, C, 4, 4]
 
     normals = [image(left_a, left_a), image(left_b, left_b)]
-    memory = NormalMemory(patch_dim=8, layout_dim=4 * 4 * 4, coreset_fraction=1.0)
+    memory = NormalMemory(patch_dim=8, layout_dim=4 * 4 * 4, coreset_fraction=1.0, layout_match=match, cells=16)
     memory.fill([_taps(x, x) for x in normals])
     assert memory.filled
-    assert float(memory.layout_distance(_taps(normals[0], normals[0]))[0]) < 1e-2
+    assert torch.allclose(memory.cell_scale, torch.full((16,), 2.0))  # nearest other normal: 4 channels of 1
+    assert float(memory.layout_distance(_taps(normals[0], normals[0]))[0]) == 0.0
     mixed = image(left_a, left_b)
-    assert float(memory.layout_distance(_taps(mixed, mixed))[0]) > 1.0
+    # pairs: a left and a right cell are matched together by no normal image: one cell's typical distance;
+    # whole: the right half (8 cells x 4 channels of 1) differs from the first normal image
+    expected = 1.0 if match == "pairs" else 32**0.5
+    assert float(memory.layout_distance(_taps(mixed, mixed))[0]) == pytest.approx(expected)
     # the patch memory has seen every patch of the mixed image except where the halves meet
     patch = memory.patch_distance(_taps(mixed, mixed))[0, 0]
-    assert float(patch[:, 0].max()) < 1e-2  # cdist rounding
-    assert float(patch[:, -1].max()) < 1e-2
+    assert float(patch[:, 0].max()) == 0.0
+    assert float(patch[:, -1].max()) == 0.0
+
+
+def test_pairs_see_a_relation_that_the_whole_map_drowns_in_noise() -> None:
+    """Two small parts far apart must agree (both 0 or both 1); the other cells vary freely."""
+    gen = torch.Generator().manual_seed(0)
+
+    def image(a: float, b: float) -> torch.Tensor:
+        x = torch.randn(1, 8, 6, 6, generator=gen)  # the other cells: normal variation
+        x[0, :, 0, 0], x[0, :, 5, 5] = 3 * a, 3 * b
+        return x
+
+    train = [image(v, v) for v in (0.0, 1.0) for _ in range(30)]
+    good = torch.cat([image(v, v) for v in (0.0, 1.0) for _ in range(10)])
+    bad = torch.cat([image(v, 1.0 - v) for v in (0.0, 1.0) for _ in range(10)])
+    scores = {}
+    for match in ("pairs", "whole"):
+        memory = NormalMemory(patch_dim=16, layout_dim=8 * 36, layout_match=match, cells=36)
+        memory.fill([_taps(x, x) for x in train])
+        scores[match] = (memory.layout_distance(_taps(good, good)), memory.layout_distance(_taps(bad, bad)))
+    good_pairs, bad_pairs = scores["pairs"]
+    assert float(bad_pairs.min()) > float(good_pairs.max())  # every broken relation above every normal image
+    good_whole, bad_whole = scores["whole"]
+    assert float(bad_whole.min()) < float(good_whole.max())  # the whole map does not separate them
+
+
+def test_an_unknown_layout_match_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"layout_match: must be one of pairs, whole, got 'triples'"):
+        NormalMemory(patch_dim=8, layout_dim=8, layout_match="triples")
+    with pytest.raises(ValueError, match=r"scoring.layout_match"):
+        preset("tiny", scoring={"layout_match": "triples"})
+
+
+def test_distances_do_not_depend_on_the_batch_or_the_threads() -> None:
+    """An image scores the same alone and among others, with one thread or two (served vs evaluated)."""
+    gen = torch.Generator().manual_seed(0)
+    train = [torch.randn(4, 40, 16, 16, generator=gen) + 50.0 for _ in range(3)]  # large norms, small gaps
+    memory = NormalMemory(patch_dim=80, layout_dim=40 * 8 * 8, coreset_fraction=0.5)
+    memory.fill([_taps(t, F.avg_pool2d(t, 2)) for t in train])
+    batch = torch.randn(8, 40, 16, 16, generator=gen) + 50.0
+    taps = _taps(batch, F.avg_pool2d(batch, 2))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = [memory.patch_distance(_taps(batch[i : i + 1], taps[2][i : i + 1])) for i in range(8)]
+        layout_alone = [memory.layout_distance(_taps(batch[i : i + 1], taps[2][i : i + 1])) for i in range(8)]
+        torch.set_num_threads(2)
+        together, layout_together = memory.patch_distance(taps), memory.layout_distance(taps)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(torch.cat(alone), together, rtol=1e-6, atol=0)
+    torch.testing.assert_close(torch.cat(layout_alone), layout_together, rtol=1e-6, atol=0)
 
 
 def test_memory_banks_survive_the_trainable_state_round_trip() -> None:
