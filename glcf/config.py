@@ -245,6 +245,8 @@ class ScoringConfig:
             (global map = E vs Phi_G, the Fig. 11a ablation).
         memory: add the patch memory's map (distance to the nearest normal training patch) to the
             local branch.
+        position_memory: add the position memory's map (Mahalanobis distance of each stride-4 patch
+            to the normal Gaussian of its position) to the local branch.
         layout_memory: add the layout memory's image score to the global branch: how far the image's
             stride-16 feature map is from the normal training images' maps.
         layout_match: how the layout memory matches: ``pairs`` (the worst pair of grid cells that no
@@ -265,6 +267,7 @@ class ScoringConfig:
     top_k_fraction: float = 0.01
     map_source: Literal["estimation", "correspondence"] = "estimation"
     memory: bool = False
+    position_memory: bool = False
     layout_memory: bool = False
     layout_match: Literal["pairs", "whole"] = "pairs"
     coreset_fraction: float = 0.1
@@ -291,7 +294,7 @@ class ScoringConfig:
             _fail(f"{path}.coreset_fraction", f"must be in (0, 1], got {self.coreset_fraction!r}")
         _check_choice(f"{path}.fusion", self.fusion, ("fixed", "calibrated"))
         _check_choice(f"{path}.layout_match", self.layout_match, ("pairs", "whole"))
-        for name in ("memory", "layout_memory"):
+        for name in ("memory", "position_memory", "layout_memory"):
             if getattr(self, name) and self.fusion != "calibrated":
                 _fail(
                     f"{path}.{name}", "needs fusion: calibrated (a memory's scale is only known from its normal scores)"
@@ -509,6 +512,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "image_score": "max",
             "fusion": "calibrated",
             "memory": True,
+            "position_memory": True,
             "layout_memory": True,
         },
         "train": {

@@ -21,6 +21,8 @@ class GLCFFeatures(NamedTuple):
         patch_distance: ``[B, 1, h, w]`` distance of each stride-8 patch to the normal patch memory,
             or None (training, or no memory filled).
         layout_distance: ``[B]`` distance of each image's layout to the normal layout memory, or None.
+        position_distance: ``[B, 1, h, w]`` Mahalanobis distance of each stride-4 patch to the normal
+            Gaussian of its position, or None.
     """
 
     encoder: list[Tensor]
@@ -29,6 +31,7 @@ class GLCFFeatures(NamedTuple):
     global_est: list[Tensor]
     patch_distance: Tensor | None = None
     layout_distance: Tensor | None = None
+    position_distance: Tensor | None = None
 
     @property
     def scales(self) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:

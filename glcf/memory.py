@@ -20,7 +20,12 @@ of normal parts well enough to call it normal. A memory of the normal images' ow
   - ``whole``: the distance of the whole flattened map to the nearest training image. The noise of
     every cell adds up, so a relation between two small parts drowns in it.
 
-Both banks are buffers of the model (saved with the trainable weights) and are filled after training
+* the **position memory** keeps, for every stride-4 position, the mean and the inverse covariance
+  of the normal images' stride-4 and stride-8 features there (a Gaussian per position, as PaDiM
+  does). A test patch scores its Mahalanobis distance at its own position: small, faint defects
+  (a stain, a shallow dent) that the coarser patch memory and the estimation networks smooth over.
+
+All banks are buffers of the model (saved with the trainable weights) and are filled after training
 from the training images (:meth:`NormalMemory.fill`).
 """
 
@@ -37,6 +42,7 @@ from torch import Tensor, nn
 __all__ = ["NormalMemory", "greedy_coreset"]
 
 _CHUNK = 4096
+_POSITION_RIDGE = 0.01  # added to every covariance's diagonal (PaDiM's choice): keeps it invertible
 _PAIR_BLOCK = 1 << 22  # elements of one [B, n, P, P] block of pair sums
 LAYOUT_MATCHES = ("pairs", "whole")
 
@@ -114,6 +120,7 @@ class NormalMemory(nn.Module):
         coreset_fraction: share of the training patches kept in the patch memory.
         layout_match: ``pairs`` or ``whole`` (see the module's docstring).
         cells: grid cells of a layout (``layout_dim / cells`` channels).
+        position_dim: channels of a position feature (stride-4 plus stride-8 tap widths).
     """
 
     def __init__(
@@ -123,6 +130,7 @@ class NormalMemory(nn.Module):
         coreset_fraction: float = 0.1,
         layout_match: str = "pairs",
         cells: int = 1,
+        position_dim: int = 1,
     ) -> None:
         super().__init__()
         if layout_match not in LAYOUT_MATCHES:
@@ -132,13 +140,15 @@ class NormalMemory(nn.Module):
         self.register_buffer("patch_bank", torch.zeros(0, patch_dim))
         self.register_buffer("layout_bank", torch.zeros(0, layout_dim))
         self.register_buffer("cell_scale", torch.ones(cells))
+        self.register_buffer("position_mean", torch.zeros(0, position_dim))
+        self.register_buffer("position_precision", torch.zeros(0, position_dim, position_dim))
 
     @property
     def filled(self) -> bool:
         return self.patch_bank.shape[0] > 0 and self.layout_bank.shape[0] > 0
 
     def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any) -> None:
-        for name in ("patch_bank", "layout_bank", "cell_scale"):
+        for name in ("patch_bank", "layout_bank", "cell_scale", "position_mean", "position_precision"):
             stored = state_dict.get(prefix + name)
             if isinstance(stored, Tensor) and stored.ndim == getattr(self, name).ndim:
                 setattr(self, name, torch.empty_like(stored, device=getattr(self, name).device))
@@ -153,6 +163,14 @@ class NormalMemory(nn.Module):
         return torch.cat([a, b], dim=1)
 
     @staticmethod
+    def position_features(taps: list[Tensor]) -> Tensor:
+        """``[B, C1 + C2, h1, w1]``: stride-4 and stride-8 taps, 3x3-averaged, at the stride-4 grid."""
+        a = F.avg_pool2d(taps[0].float(), 3, 1, 1)
+        b = F.avg_pool2d(taps[1].float(), 3, 1, 1)
+        b = F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([a, b], dim=1)
+
+    @staticmethod
     def layout_features(taps: list[Tensor]) -> Tensor:
         """``[B, C3 * h3 * w3]``: the stride-16 tap, flattened with its positions."""
         return taps[2].float().flatten(1)
@@ -161,8 +179,10 @@ class NormalMemory(nn.Module):
     def fill(self, taps_batches: Iterable[list[Tensor]], seed: int = 0) -> None:
         """Build both banks from the encoder taps of every training image."""
         patches, layouts, cells = [], [], 1
+        gaussian = _PositionGaussian()
         for taps in taps_batches:
             cells = taps[2].shape[-2] * taps[2].shape[-1]
+            gaussian.add(self.position_features(taps))
             p = self.patch_features(taps)
             patches.append(p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]).cpu())
             layouts.append(self.layout_features(taps).cpu())
@@ -175,6 +195,8 @@ class NormalMemory(nn.Module):
         self.patch_bank = bank[keep].contiguous().to(device)
         self.layout_bank = torch.cat(layouts).contiguous().to(device)
         self.cell_scale = self._typical_cell_distance(cells).to(device)
+        mean, precision = gaussian.result()
+        self.position_mean, self.position_precision = mean.to(device), precision.to(device)
 
     def _grid(self, cells: int) -> Tensor:
         """The layout bank as ``[N, C, P]`` maps."""
@@ -200,6 +222,14 @@ class NormalMemory(nn.Module):
         d = _nearest(p.permute(0, 2, 3, 1).reshape(-1, c), self.patch_bank.float())
         return d.reshape(b, 1, h, w)
 
+    def position_distance(self, taps: list[Tensor]) -> Tensor:
+        """``[B, 1, h1, w1]`` Mahalanobis distance of every stride-4 patch to its position's normal Gaussian."""
+        x = self.position_features(taps)
+        b, _, h, w = x.shape
+        y = x.flatten(2).permute(2, 0, 1) - self.position_mean[:, None, :]  # [P, B, C]
+        d = (torch.bmm(y, self.position_precision) * y).sum(-1).clamp_min(0).sqrt()  # [P, B]
+        return d.T.reshape(b, 1, h, w)
+
     def layout_distance(self, taps: list[Tensor]) -> Tensor:
         """``[B]`` layout score of every image: its worst pair of cells, or its whole-map distance."""
         if self.layout_match == "whole":
@@ -207,3 +237,25 @@ class NormalMemory(nn.Module):
         cells = taps[2].shape[-2] * taps[2].shape[-1]
         d = cell_distances(taps[2].float().flatten(2), self._grid(cells)) / self.cell_scale
         return worst_pair(d)
+
+
+class _PositionGaussian:
+    """Streaming mean and covariance per position (float64 sums) of ``[B, C, h, w]`` features."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.sum: Tensor | None = None
+        self.outer: Tensor | None = None
+
+    def add(self, x: Tensor) -> None:
+        y = x.detach().double().flatten(2).permute(2, 0, 1).cpu()  # [P, B, C]
+        s, o = y.sum(1), torch.einsum("pbc,pbd->pcd", y, y)
+        self.sum, self.outer = (s, o) if self.sum is None else (self.sum + s, self.outer + o)
+        self.n += y.shape[1]
+
+    def result(self) -> tuple[Tensor, Tensor]:
+        """``(mean [P, C], precision [P, C, C])``: the inverse of the ridge-regularised covariance."""
+        mean = self.sum / self.n
+        cov = (self.outer - self.n * mean[:, :, None] * mean[:, None, :]) / max(1, self.n - 1)
+        cov += _POSITION_RIDGE * torch.eye(cov.shape[-1], dtype=cov.dtype)
+        return mean.float().contiguous(), torch.linalg.inv(cov).float().contiguous()

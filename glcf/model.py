@@ -89,10 +89,15 @@ class GLCFModel(nn.Module):
         self.local_estimation = local_estimation
         self.global_estimation = global_estimation
         self.pem_taps = pem_taps
-        c2, c3 = encoder.channels[1], encoder.channels[2]
+        c1, c2, c3 = encoder.channels[:3]
         grid16 = config.image_size // 16
         self.memory = NormalMemory(
-            c2 + c3, c3 * grid16 * grid16, config.scoring.coreset_fraction, config.scoring.layout_match, grid16 * grid16
+            c2 + c3,
+            c3 * grid16 * grid16,
+            config.scoring.coreset_fraction,
+            config.scoring.layout_match,
+            cells=grid16 * grid16,
+            position_dim=c1 + c2,
         )
         self.mean: tuple[float, ...] = encoder.mean
         self.std: tuple[float, ...] = encoder.std
@@ -139,10 +144,12 @@ class GLCFModel(nn.Module):
         raw = self.encoder(x)
         taps = self._tap_norm(raw)
         global_corr, local_est, global_est = self.heads(*self.represent(taps))
-        patch = layout = None
+        patch = layout = position = None
         if not self.training and self.memory.filled:  # the memories keep the encoder's own (raw) features
             patch, layout = self.memory.patch_distance(raw), self.memory.layout_distance(raw)
-        return GLCFFeatures(taps[:3], global_corr, local_est, global_est, patch, layout)
+            if self.config.scoring.position_memory:
+                position = self.memory.position_distance(raw)
+        return GLCFFeatures(taps[:3], global_corr, local_est, global_est, patch, layout, position)
 
     @torch.no_grad()
     def fill_memory(self, images: Iterable[Tensor], seed: int = 0) -> None:

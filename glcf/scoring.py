@@ -103,18 +103,26 @@ def per_scale_maps(features: GLCFFeatures, image_size: int, cfg: ScoringConfig) 
     }
     for name, wanted, value in (
         ("memory", cfg.memory, features.patch_distance),
+        ("position_memory", cfg.position_memory, features.position_distance),
         ("layout_memory", cfg.layout_memory, features.layout_distance),
     ):
         if wanted and value is None:
             msg = f"per_scale_maps: scoring.{name} is on but the model's normal memory is empty (train it first)"
             raise ValueError(msg)
-    if cfg.memory:
+    wanted = {"memory": features.patch_distance, "position": features.position_distance}
+    local_memories = [wanted[name].float() for name in memory_parts(cfg)]
+    if local_memories:  # one channel per memory map, in memory_parts order
         size = (image_size, image_size)
-        d = F.interpolate(features.patch_distance.float(), size=size, mode="bilinear", align_corners=True)
-        maps["memory"] = gaussian_blur(d, sigma)
+        d = [F.interpolate(m, size=size, mode="bilinear", align_corners=True) for m in local_memories]
+        maps["memory"] = gaussian_blur(torch.cat(d, dim=1), sigma)
     if cfg.layout_memory:
         maps["layout"] = features.layout_distance.float()
     return maps
+
+
+def memory_parts(cfg: ScoringConfig) -> tuple[str, ...]:
+    """The local memory maps a scoring uses, in the order of the ``memory`` maps' channels."""
+    return tuple(name for name, on in (("memory", cfg.memory), ("position", cfg.position_memory)) if on)
 
 
 def image_scores(maps: Tensor, method: str = "std", top_k_fraction: float = 0.01) -> Tensor:
@@ -163,8 +171,10 @@ class AnomalyScorer:
             mismatches.append(f"map_source {stats.map_source!r} != scoring.map_source {cfg.map_source!r}")
         if stats.num_scales != len(cfg.scale_weights):
             mismatches.append(f"{stats.num_scales} scales != {len(cfg.scale_weights)} scoring.scale_weights")
-        if cfg.memory and not stats.memory_mean:
-            mismatches.append("scoring.memory is on but the statistics have no memory part (re-run the calibration)")
+        if len(memory_parts(cfg)) != len(stats.memory_mean):
+            mismatches.append(
+                f"memory maps {list(memory_parts(cfg))} != {len(stats.memory_mean)} calibrated (re-run the calibration)"
+            )
         if mismatches:
             msg = "AnomalyScorer: normalisation statistics do not match the scoring setup: " + "; ".join(mismatches)
             raise ValueError(msg)
@@ -179,7 +189,7 @@ class AnomalyScorer:
     def branch_map(self, maps: Tensor, branch: str) -> Tensor:
         """``sum_s w_s (d_s - mu_s) / sigma_s`` of one branch: ``[B, S, H, W] -> [B, H, W]`` (eq. 6)."""
         mean, std = self.stats.tensors(branch, maps.device)
-        scale_weights = (1.0,) if branch == "memory" else self.cfg.scale_weights
+        scale_weights = self.cfg.scale_weights
         weights = torch.tensor(scale_weights, dtype=torch.float32, device=maps.device)
         z = (maps.float() - mean[:, None, None]) / std[:, None, None]
         return torch.einsum("bshw,s->bhw", z, weights)
@@ -187,8 +197,10 @@ class AnomalyScorer:
     def part_maps(self, maps: dict[str, Tensor]) -> dict[str, Tensor]:
         """The z-scored parts: ``local``, ``global`` (and ``memory``) maps ``[B, H, W]``, ``layout`` ``[B]``."""
         parts = {"local": self.branch_map(maps["local"], "local"), "global": self.branch_map(maps["global"], "global")}
-        if "memory" in maps:
-            parts["memory"] = self.branch_map(maps["memory"], "memory")
+        if "memory" in maps:  # each memory map is a part of its own
+            mean, std = self.stats.tensors("memory", maps["memory"].device)
+            for i, name in enumerate(memory_parts(self.cfg)):
+                parts[name] = (maps["memory"][:, i].float() - mean[i]) / std[i]
         if "layout" in maps:
             parts["layout"] = maps["layout"].float()
         return parts
@@ -211,7 +223,9 @@ class AnomalyScorer:
         parts = self.part_maps(maps)
         if self.cfg.fusion == "calibrated":
             parts = self._standardised(parts)
-            local = torch.maximum(parts["local"], parts["memory"]) if "memory" in parts else parts["local"]
+            local = parts["local"]
+            for name in memory_parts(self.cfg):
+                local = torch.maximum(local, parts[name])
             glob = parts["global"]
             fused = torch.maximum(local, glob)
         else:

@@ -27,10 +27,10 @@ logger = logging.getLogger(__name__)
 BRANCHES = ("local", "global")
 _KEYS = ("local", "global", "num_images", "image_size", "sigma", "map_source")
 _OPTIONAL = ("memory", "image")
-#: Per-pixel maps with mu and sigma: the two branches and, with a patch memory, its map.
+#: Per-pixel maps with mu and sigma: the two branches and the local memories' maps (one channel each).
 MAP_BRANCHES = (*BRANCHES, "memory")
 #: Parts whose image scores a calibrated fusion standardises (``NormStats.image``).
-PARTS = ("local", "global", "memory", "layout")
+PARTS = ("local", "global", "memory", "position", "layout")
 
 
 def _fail(field: str, message: str) -> None:
@@ -51,8 +51,8 @@ class NormStats:
         image_size: side of the maps in pixels (the model input size).
         sigma: ``scoring.sigma`` used for smoothing (pixels at 224 px; 0 = none).
         map_source: ``scoring.map_source`` of the global maps.
-        memory_mean: mu of the patch memory's map (one value; empty without a memory).
-        memory_std: sigma of the patch memory's map.
+        memory_mean: mu of each local memory's map (patch, position: as many as are on).
+        memory_std: sigma of each local memory's map.
         image: ``{part: (mean, std)}`` of the parts' image scores on the normal held-out images, for
             a calibrated fusion (empty for the fixed one).
     """
@@ -90,10 +90,11 @@ class NormStats:
             _fail("sigma", f"must be a non-negative number, got {self.sigma!r}")
         if self.map_source not in ("estimation", "correspondence"):
             _fail("map_source", f"must be estimation or correspondence, got {self.map_source!r}")
-        if len(self.memory_mean) != len(self.memory_std) or len(self.memory_mean) > 1:
-            _fail("memory_mean", f"needs one mean and one std or none, got {self.memory_mean}, {self.memory_std}")
-        if self.memory_std and not (math.isfinite(self.memory_std[0]) and self.memory_std[0] > 0):
-            _fail("memory_std[0]", f"must be a finite number > 0, got {self.memory_std[0]!r}")
+        if len(self.memory_mean) != len(self.memory_std) or len(self.memory_mean) > 2:
+            _fail("memory_mean", f"needs up to two means and as many stds, got {self.memory_mean}, {self.memory_std}")
+        for i, v in enumerate(self.memory_std):
+            if not (math.isfinite(v) and v > 0):
+                _fail(f"memory_std[{i}]", f"must be a finite number > 0, got {v!r}")
         for part, pair in self.image.items():
             if part not in PARTS or len(pair) != 2 or not all(math.isfinite(float(v)) for v in pair) or pair[1] <= 0:
                 _fail(f"image.{part}", f"must be a part of {PARTS} with a finite mean and a std > 0, got {pair!r}")

@@ -46,10 +46,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "paper_fusion": {
         "model.scoring.fusion": "fixed",
         "model.scoring.memory": False,
+        "model.scoring.position_memory": False,
         "model.scoring.layout_memory": False,
     },
-    "calibrated_only": {"model.scoring.memory": False, "model.scoring.layout_memory": False},
+    "calibrated_only": {
+        "model.scoring.memory": False,
+        "model.scoring.position_memory": False,
+        "model.scoring.layout_memory": False,
+    },
     "no_patch_memory": {"model.scoring.memory": False},
+    "no_position_memory": {"model.scoring.position_memory": False},
     "no_layout_memory": {"model.scoring.layout_memory": False},
     "whole_layout": {"model.scoring.layout_match": "whole"},
 }

@@ -14,7 +14,13 @@ from glcf.memory import NormalMemory, greedy_coreset
 from glcf.metrics.threshold import calibrate_threshold
 from glcf.scoring import AnomalyScorer
 
-CALIBRATED = {"fusion": "calibrated", "memory": True, "layout_memory": True, "image_score": "max"}
+CALIBRATED = {
+    "fusion": "calibrated",
+    "memory": True,
+    "position_memory": True,
+    "layout_memory": True,
+    "image_score": "max",
+}
 
 
 def test_greedy_coreset_covers_every_cluster() -> None:
@@ -28,7 +34,8 @@ def test_greedy_coreset_covers_every_cluster() -> None:
 
 
 def _taps(c2: torch.Tensor, c3: torch.Tensor) -> list[torch.Tensor]:
-    return [torch.zeros(1), c2, c3, torch.zeros(1)]
+    """Encoder taps at strides 4, 8, 16 (and an unused fourth) from given stride-8 and stride-16 maps."""
+    return [F.interpolate(c2[:, :1], scale_factor=2.0), c2, c3, torch.zeros(1)]
 
 
 @pytest.mark.parametrize("match", ["pairs", "whole"])
@@ -79,6 +86,45 @@ def test_pairs_see_a_relation_that_the_whole_map_drowns_in_noise() -> None:
     assert float(bad_whole.min()) < float(good_whole.max())  # the whole map does not separate them
 
 
+def test_position_memory_is_the_mahalanobis_distance_to_each_positions_gaussian() -> None:
+    gen = torch.Generator().manual_seed(0)
+    train = [torch.randn(10, 3, 2, 2, generator=gen) * torch.tensor([1.0, 2.0, 0.5])[:, None, None] for _ in range(4)]
+    memory = NormalMemory(patch_dim=6, layout_dim=3, cells=1, position_dim=4)
+    memory.fill([_taps(t, F.avg_pool2d(t, 2)) for t in train])
+    query = torch.randn(2, 3, 2, 2, generator=gen)
+    got = memory.position_distance(_taps(query, F.avg_pool2d(query, 2)))  # [2, 1, 4, 4]
+    feats = [NormalMemory.position_features(_taps(t, F.avg_pool2d(t, 2))) for t in train]
+    x = torch.cat(feats).double()  # [40, 4, 4, 4]
+    q = NormalMemory.position_features(_taps(query, F.avg_pool2d(query, 2))).double()
+    for row, col in ((0, 0), (1, 3), (3, 2)):
+        samples = x[:, :, row, col].numpy()
+        cov = np.cov(samples, rowvar=False) + 0.01 * np.eye(4)
+        for b in range(2):
+            y = q[b, :, row, col].numpy() - samples.mean(0)
+            want = float(np.sqrt(y @ np.linalg.solve(cov, y)))
+            assert float(got[b, 0, row, col]) == pytest.approx(want, rel=1e-4)
+
+
+def test_position_memory_sees_a_value_normal_elsewhere_but_not_at_its_place() -> None:
+    """Left half of every normal image is dark, right half bright: a bright patch on the left is new
+    to the position memory, while the position-free patch memory has seen such patches."""
+    gen = torch.Generator().manual_seed(0)
+
+    def image(bright_left: bool = False) -> torch.Tensor:
+        x = 0.05 * torch.randn(1, 4, 8, 8, generator=gen)
+        x[..., 4:] += 1.0
+        if bright_left:
+            x[..., 3:5, 0:2] += 1.0
+        return x
+
+    train = [image() for _ in range(40)]
+    memory = NormalMemory(patch_dim=8, layout_dim=4 * 16, coreset_fraction=1.0, cells=16, position_dim=5)
+    memory.fill([_taps(x, F.avg_pool2d(x, 2)) for x in train])
+    good, bad = image(), image(bright_left=True)
+    pos = [float(memory.position_distance(_taps(x, F.avg_pool2d(x, 2))).amax()) for x in (good, bad)]
+    assert pos[1] > 5 * pos[0]
+
+
 def test_an_unknown_layout_match_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"layout_match: must be one of pairs, whole, got 'triples'"):
         NormalMemory(patch_dim=8, layout_dim=8, layout_match="triples")
@@ -127,14 +173,14 @@ def test_calibrated_fusion_is_the_maximum_of_the_standardised_parts() -> None:
     model.fill_memory([torch.randn(4, 3, 64, 64)])
     held_out = list(torch.randn(6, 3, 64, 64))
     stats = calibrate(model, held_out, cfg, progress=False)
-    assert set(stats.image) == {"local", "global", "memory", "layout"}
+    assert set(stats.image) == {"local", "global", "memory", "position", "layout"}
     scorer = AnomalyScorer(cfg.scoring, stats, cfg.image_size)
     with torch.no_grad():
         maps = scorer.maps(model(torch.randn(2, 3, 64, 64)))
         raw = scorer.part_scores(maps)
         out = scorer.score_maps(maps)
     z = {k: (v - stats.image[k][0]) / stats.image[k][1] for k, v in raw.items()}
-    torch.testing.assert_close(out.local_score, torch.maximum(z["local"], z["memory"]))
+    torch.testing.assert_close(out.local_score, torch.maximum(torch.maximum(z["local"], z["memory"]), z["position"]))
     torch.testing.assert_close(out.global_score, torch.maximum(z["global"], z["layout"]))
     torch.testing.assert_close(out.image_score, torch.maximum(out.local_score, out.global_score))
     # the held-out images' own standardised scores average zero, part by part
