@@ -5,43 +5,43 @@ Everything here works on numpy arrays (no torch), so that any model's maps can b
 
 from __future__ import annotations
 
-from glcf.metrics.auroc import image_auroc, image_auroc_by_type, pixel_auroc
-from glcf.metrics.curves import Curve, area_under_curve
-from glcf.metrics.localization import LocalizationResult
-from glcf.metrics.loco_eval import evaluate_loco_maps
-from glcf.metrics.maps import find_map_file, read_anomaly_map, resize_map
-from glcf.metrics.pro import PRO_LIMIT, mvtec_localization, pro_auc, pro_curve
-from glcf.metrics.spro import SPRO_LIMITS, loco_localization, spro_auc, spro_curve
-from glcf.metrics.subsets import type_subsets
-from glcf.metrics.threshold import (
-    Threshold,
-    calibrate_threshold,
-    classification_metrics,
-    classification_metrics_by_type,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "PRO_LIMIT",
-    "SPRO_LIMITS",
-    "Curve",
-    "LocalizationResult",
-    "Threshold",
-    "area_under_curve",
-    "calibrate_threshold",
-    "classification_metrics",
-    "classification_metrics_by_type",
-    "evaluate_loco_maps",
-    "find_map_file",
-    "image_auroc",
-    "image_auroc_by_type",
-    "loco_localization",
-    "mvtec_localization",
-    "pixel_auroc",
-    "pro_auc",
-    "pro_curve",
-    "read_anomaly_map",
-    "resize_map",
-    "spro_auc",
-    "spro_curve",
-    "type_subsets",
-]
+#: name -> module. Loaded on first use (PEP 562): ``pipelines.params`` reads the threshold methods at
+#: every stage start, and scikit-learn's import alone takes about 2 s.
+_EXPORTS = {
+    "image_auroc": "auroc",
+    "image_auroc_by_type": "auroc",
+    "pixel_auroc": "auroc",
+    "Curve": "curves",
+    "area_under_curve": "curves",
+    "LocalizationResult": "localization",
+    "evaluate_loco_maps": "loco_eval",
+    "find_map_file": "maps",
+    "read_anomaly_map": "maps",
+    "resize_map": "maps",
+    "PRO_LIMIT": "pro",
+    "mvtec_localization": "pro",
+    "pro_auc": "pro",
+    "pro_curve": "pro",
+    "SPRO_LIMITS": "spro",
+    "loco_localization": "spro",
+    "spro_auc": "spro",
+    "spro_curve": "spro",
+    "type_subsets": "subsets",
+    "Threshold": "threshold",
+    "calibrate_threshold": "threshold",
+    "classification_metrics": "threshold",
+    "classification_metrics_by_type": "threshold",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        msg = f"module 'glcf.metrics' has no attribute {name!r}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(f"glcf.metrics.{_EXPORTS[name]}"), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from glcf.metrics.subsets import type_subsets
 
@@ -114,6 +113,8 @@ def classification_metrics(labels: Sequence[int], scores: Sequence[float], thres
     """
     y = np.asarray(labels, dtype=int)
     pred = (np.asarray(scores, dtype=np.float64) > threshold).astype(int)
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # 2 s: not at every CLI start
+
     p, r, f, _ = precision_recall_fscore_support(y, pred, average="binary", pos_label=1, zero_division=0)
     tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
     return {
