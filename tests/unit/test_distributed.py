@@ -93,9 +93,11 @@ def test_two_gloo_workers_match_one_process(tmp_path: Path) -> None:
 
     # The key bias of every attention block has a zero gradient in exact arithmetic (softmax is shift-invariant),
     # so its float-noise gradient (~1e-9) becomes +-lr steps under AdamW (eps 1e-8) in either run: compare the rest.
-    for name in ("memory.patch_bank", "memory.layout_bank"):  # filled from the frozen encoder: equal everywhere
-        assert expected[name].shape[0] > 0
-        assert torch.equal(ranks[0]["state"].pop(name), expected.pop(name)), name
+    for name in [k for k in expected if k.startswith("memory.")]:  # from the frozen encoder: equal everywhere
+        assert expected[name].numel() > 0, name
+        got = ranks[0]["state"].pop(name)
+        assert got.shape == expected[name].shape, name
+        torch.testing.assert_close(got, expected.pop(name), rtol=1e-5, atol=1e-6, msg=name)
         ranks[1]["state"].pop(name)
     diffs = {k: (ranks[0]["state"][k] - v)[~key_bias_mask(k, v)].abs().max().item() for k, v in expected.items()}
     moved = max((expected[k] - before[k]).abs().max().item() for k in expected)
