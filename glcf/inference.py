@@ -100,18 +100,57 @@ def calibrate_scored(
 ) -> tuple[NormStats, np.ndarray]:
     """:func:`calibrate` and the image scores of the same images under the new statistics, in one pass.
 
-    The scores equal ``predict(model, dataset, AnomalyScorer(cfg, stats, S)).image_scores`` (same batches,
-    same maps) without running the model a second time: the per-scale maps of the held-out images are
-    kept until the statistics are known (``2 * 3 * S * S`` floats per image). Arguments as in
-    :func:`calibrate`; use them to calibrate a decision threshold on normal images.
+    The per-scale maps of the held-out images are kept until the statistics are known
+    (``2 * 3 * S * S`` floats per image), so the model runs once. With the fixed fusion the scores
+    equal ``predict(model, dataset, AnomalyScorer(cfg, stats, S)).image_scores``. With the calibrated
+    fusion each image is scored with its parts standardised by the *other* images' statistics
+    (leave-one-out), as a new image is: scored in-sample, the very images that set each part's scale
+    look more normal than new normal images, and a threshold on them flags too many of those.
+    Arguments as in :func:`calibrate`; use the scores to calibrate a decision threshold.
     """
+    scoring = _scoring_config(model, cfg)
     stats, kept = _calibrate(
         model, dataset, cfg, batch_size, device, progress, num_workers=num_workers, amp=amp, keep_maps=True
     )
-    scorer = AnomalyScorer(_scoring_config(model, cfg), stats, model.config.image_size)
+    size = model.config.image_size
     with torch.inference_mode():
-        scores = [scorer.score_maps(maps).image_score.float().cpu().numpy() for maps in kept]
+        if scoring.fusion == "calibrated" and stats.num_images > 2:
+            scores = _leave_one_out_scores(stats, kept, scoring, size)
+        else:
+            scorer = AnomalyScorer(scoring, stats, size)
+            scores = [scorer.score_maps(maps).image_score.float().cpu().numpy() for maps in kept]
     return stats, np.concatenate(scores)
+
+
+def _leave_one_out_scores(
+    stats: NormStats, kept: list[dict[str, torch.Tensor]], scoring: ScoringConfig, image_size: int
+) -> list[np.ndarray]:
+    """Every kept image's score with the parts' image statistics of the other images."""
+    parts = AnomalyScorer(scoring, stats, image_size)
+    values = {
+        name: torch.cat([v.double().cpu() for v in column])
+        for name, column in _columns([parts.part_scores(maps) for maps in kept]).items()
+    }
+    i, out = 0, []
+    for maps in kept:
+        for j in range(len(next(iter(maps.values())))):
+            image = {name: _mean_std(torch.cat([v[:i], v[i + 1 :]])) for name, v in values.items()}
+            scorer = AnomalyScorer(scoring, dataclasses.replace(stats, image=image), image_size)
+            one = {name: m[j : j + 1] for name, m in maps.items()}
+            out.append(scorer.score_maps(one).image_score.float().cpu().numpy())
+            i += 1
+    return out
+
+
+def _columns(rows: list[dict[str, torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+def _mean_std(values: torch.Tensor) -> tuple[float, float]:
+    """Mean and population std of image scores (the std floored, so a constant part stays finite)."""
+    mean = float(values.mean())
+    std = float(values.std(correction=0)) if len(values) > 1 else 0.0
+    return mean, max(std, 1e-6 * max(1.0, abs(mean)))
 
 
 def _calibrate(
@@ -161,11 +200,9 @@ def with_image_stats(
     scorer = AnomalyScorer(scoring, stats, image_size)
     with torch.inference_mode():
         per_batch = [scorer.part_scores(maps) for maps in kept]
-    image = {}
-    for part in per_batch[0]:
-        values = torch.cat([b[part].double().cpu() for b in per_batch])
-        std = float(values.std(correction=0)) if len(values) > 1 else 0.0
-        image[part] = (float(values.mean()), max(std, 1e-6 * max(1.0, abs(float(values.mean())))))
+    image = {
+        part: _mean_std(torch.cat([v.double().cpu() for v in column])) for part, column in _columns(per_batch).items()
+    }
     return dataclasses.replace(stats, image=image)
 
 

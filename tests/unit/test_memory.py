@@ -1,6 +1,8 @@
-"""The normal memories (patch and layout), the calibrated fusion that uses them, and the Gumbel threshold."""
+"""The normal memories (patch, position, layout), the calibrated fusion that uses them, and the threshold."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import torch.nn.functional as F
 
 from glcf import build_glcf, preset
 from glcf.checkpoint import load_trainable_state, trainable_state_dict
-from glcf.inference import calibrate
+from glcf.inference import calibrate, calibrate_scored
 from glcf.memory import NormalMemory, greedy_coreset
 from glcf.metrics.threshold import calibrate_threshold
 from glcf.scoring import AnomalyScorer
@@ -218,3 +220,27 @@ def test_gumbel_threshold_holds_the_target_false_alarm_rate_from_24_images() -> 
     far = {m: 1 - float(np.mean(v)) for m, v in rates.items()}
     assert abs(far["gumbel"] - target) < 0.015, far
     assert abs(far["gumbel"] - target) < abs(far["quantile"] - target), far
+
+
+def test_held_out_scores_of_a_calibrated_fusion_are_left_one_out() -> None:
+    """Each held-out image is scored with the parts' image statistics of the other images, as a new
+    image is; scored in-sample, the largest score sits lower and the threshold too."""
+    torch.manual_seed(0)
+    cfg = preset("tiny", scoring=CALIBRATED)
+    model = build_glcf(cfg).eval()
+    model.fill_memory([torch.randn(4, 3, 64, 64)])
+    held_out = list(torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(1)))
+    stats, scores = calibrate_scored(model, held_out, cfg, batch_size=4, progress=False)
+    assert stats == calibrate(model, held_out, cfg, batch_size=4, progress=False)
+    scorer = AnomalyScorer(cfg.scoring, stats, cfg.image_size)
+    with torch.no_grad():
+        maps = scorer.maps(model(torch.stack(held_out)))
+        parts = scorer.part_scores(maps)
+    for i in range(6):
+        others = {k: v[torch.arange(6) != i].double() for k, v in parts.items()}
+        image = {k: (float(v.mean()), float(v.std(correction=0))) for k, v in others.items()}
+        alone = AnomalyScorer(cfg.scoring, dataclasses.replace(stats, image=image), cfg.image_size)
+        want = alone.score_maps({k: m[i : i + 1] for k, m in maps.items()}).image_score
+        assert float(scores[i]) == pytest.approx(float(want), rel=1e-5)
+    in_sample = scorer.score_maps(maps).image_score.numpy()
+    assert scores.max() > in_sample.max()
