@@ -118,7 +118,6 @@ class NormalMemory(nn.Module):
         patch_dim: channels of a patch feature (stride-8 plus stride-16 tap widths).
         layout_dim: length of a layout vector (stride-16 width x its grid cells).
         coreset_fraction: share of the training patches kept in the patch memory.
-        layout_match: ``pairs`` or ``whole`` (see the module's docstring).
         cells: grid cells of a layout (``layout_dim / cells`` channels).
         position_dim: channels of a position feature (stride-4 plus stride-8 tap widths).
     """
@@ -128,15 +127,11 @@ class NormalMemory(nn.Module):
         patch_dim: int,
         layout_dim: int,
         coreset_fraction: float = 0.1,
-        layout_match: str = "pairs",
         cells: int = 1,
         position_dim: int = 1,
     ) -> None:
         super().__init__()
-        if layout_match not in LAYOUT_MATCHES:
-            msg = f"layout_match: must be one of {', '.join(LAYOUT_MATCHES)}, got {layout_match!r}"
-            raise ValueError(msg)
-        self.coreset_fraction, self.layout_match = coreset_fraction, layout_match
+        self.coreset_fraction = coreset_fraction
         self.register_buffer("patch_bank", torch.zeros(0, patch_dim))
         self.register_buffer("layout_bank", torch.zeros(0, layout_dim))
         self.register_buffer("cell_scale", torch.ones(cells))
@@ -230,9 +225,16 @@ class NormalMemory(nn.Module):
         d = (torch.bmm(y, self.position_precision) * y).sum(-1).clamp_min(0).sqrt()  # [P, B]
         return d.T.reshape(b, 1, h, w)
 
-    def layout_distance(self, taps: list[Tensor]) -> Tensor:
-        """``[B]`` layout score of every image: its worst pair of cells, or its whole-map distance."""
-        if self.layout_match == "whole":
+    def layout_distance(self, taps: list[Tensor], match: str = "pairs") -> Tensor:
+        """``[B]`` layout score of every image: its worst pair of cells, or its whole-map distance.
+
+        ``match`` is a scoring choice (``scoring.layout_match``), not part of the memory: one filled
+        memory serves both.
+        """
+        if match not in LAYOUT_MATCHES:
+            msg = f"layout_match: must be one of {', '.join(LAYOUT_MATCHES)}, got {match!r}"
+            raise ValueError(msg)
+        if match == "whole":
             return _nearest(self.layout_features(taps), self.layout_bank.float())
         cells = taps[2].shape[-2] * taps[2].shape[-1]
         d = cell_distances(taps[2].float().flatten(2), self._grid(cells)) / self.cell_scale

@@ -95,7 +95,6 @@ class GLCFModel(nn.Module):
             c2 + c3,
             c3 * grid16 * grid16,
             config.scoring.coreset_fraction,
-            config.scoring.layout_match,
             cells=grid16 * grid16,
             position_dim=c1 + c2,
         )
@@ -146,7 +145,8 @@ class GLCFModel(nn.Module):
         global_corr, local_est, global_est = self.heads(*self.represent(taps))
         patch = layout = position = None
         if not self.training and self.memory.filled:  # the memories keep the encoder's own (raw) features
-            patch, layout = self.memory.patch_distance(raw), self.memory.layout_distance(raw)
+            patch = self.memory.patch_distance(raw)
+            layout = self.memory.layout_distance(raw, self.config.scoring.layout_match)
             if self.config.scoring.position_memory:
                 position = self.memory.position_distance(raw)
         return GLCFFeatures(taps[:3], global_corr, local_est, global_est, patch, layout, position)

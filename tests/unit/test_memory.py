@@ -49,16 +49,16 @@ def test_layout_memory_flags_a_new_combination_of_normal_halves(match: str) -> N
         return torch.cat([left, right], dim=2)[None]  # [1, C, 4, 4]
 
     normals = [image(left_a, left_a), image(left_b, left_b)]
-    memory = NormalMemory(patch_dim=8, layout_dim=4 * 4 * 4, coreset_fraction=1.0, layout_match=match, cells=16)
+    memory = NormalMemory(patch_dim=8, layout_dim=4 * 4 * 4, coreset_fraction=1.0, cells=16)
     memory.fill([_taps(x, x) for x in normals])
     assert memory.filled
     assert torch.allclose(memory.cell_scale, torch.full((16,), 2.0))  # nearest other normal: 4 channels of 1
-    assert float(memory.layout_distance(_taps(normals[0], normals[0]))[0]) == 0.0
+    assert float(memory.layout_distance(_taps(normals[0], normals[0]), match)[0]) == 0.0
     mixed = image(left_a, left_b)
     # pairs: a left and a right cell are matched together by no normal image: one cell's typical distance;
     # whole: the right half (8 cells x 4 channels of 1) differs from the first normal image
     expected = 1.0 if match == "pairs" else 32**0.5
-    assert float(memory.layout_distance(_taps(mixed, mixed))[0]) == pytest.approx(expected)
+    assert float(memory.layout_distance(_taps(mixed, mixed), match)[0]) == pytest.approx(expected)
     # the patch memory has seen every patch of the mixed image except where the halves meet
     patch = memory.patch_distance(_taps(mixed, mixed))[0, 0]
     assert float(patch[:, 0].max()) == 0.0
@@ -78,10 +78,13 @@ def test_pairs_see_a_relation_that_the_whole_map_drowns_in_noise() -> None:
     good = torch.cat([image(v, v) for v in (0.0, 1.0) for _ in range(10)])
     bad = torch.cat([image(v, 1.0 - v) for v in (0.0, 1.0) for _ in range(10)])
     scores = {}
+    memory = NormalMemory(patch_dim=16, layout_dim=8 * 36, cells=36)
+    memory.fill([_taps(x, x) for x in train])
     for match in ("pairs", "whole"):
-        memory = NormalMemory(patch_dim=16, layout_dim=8 * 36, layout_match=match, cells=36)
-        memory.fill([_taps(x, x) for x in train])
-        scores[match] = (memory.layout_distance(_taps(good, good)), memory.layout_distance(_taps(bad, bad)))
+        scores[match] = (
+            memory.layout_distance(_taps(good, good), match),
+            memory.layout_distance(_taps(bad, bad), match),
+        )
     good_pairs, bad_pairs = scores["pairs"]
     assert float(bad_pairs.min()) > float(good_pairs.max())  # every broken relation above every normal image
     good_whole, bad_whole = scores["whole"]
@@ -127,9 +130,28 @@ def test_position_memory_sees_a_value_normal_elsewhere_but_not_at_its_place() ->
     assert pos[1] > 5 * pos[0]
 
 
+def test_layout_match_is_a_scoring_choice_of_a_loaded_model() -> None:
+    """A scoring-only variant (``whole_layout``) swaps the model's scoring config after loading the
+    checkpoint; the forward pass must follow it, not the config the memory was built with."""
+    torch.manual_seed(0)
+    model = build_glcf(preset("tiny", scoring=CALIBRATED)).eval()
+    model.fill_memory([torch.randn(4, 3, 64, 64)])
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        pairs = model(x).layout_distance
+        model.config = model.config.replace(scoring={"layout_match": "whole"})
+        whole = model(x).layout_distance
+    raw = model.encoder(x)
+    torch.testing.assert_close(pairs, model.memory.layout_distance(raw, "pairs"))
+    torch.testing.assert_close(whole, model.memory.layout_distance(raw, "whole"))
+    assert not torch.allclose(pairs, whole)
+
+
 def test_an_unknown_layout_match_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"layout_match: must be one of pairs, whole, got 'triples'"):
-        NormalMemory(patch_dim=8, layout_dim=8, layout_match="triples")
+        NormalMemory(patch_dim=8, layout_dim=8).layout_distance(
+            _taps(torch.zeros(1, 4, 2, 2), torch.zeros(1, 2, 1, 1)), "triples"
+        )
     with pytest.raises(ValueError, match=r"scoring.layout_match"):
         preset("tiny", scoring={"layout_match": "triples"})
 
