@@ -72,6 +72,14 @@ def greedy_coreset(features: Tensor, size: int, seed: int = 0, proj_dim: int = 1
     return chosen
 
 
+def _pooled_pair(fine: Tensor, coarse: Tensor) -> Tensor:
+    """Two taps, each 3x3-averaged, the coarse one up-sampled to the fine grid, side by side."""
+    a = F.avg_pool2d(fine.float(), 3, 1, 1)
+    b = F.avg_pool2d(coarse.float(), 3, 1, 1)
+    b = F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.cat([a, b], dim=1)
+
+
 def _exact_cdist(a: Tensor, b: Tensor) -> Tensor:
     """``cdist`` without the matrix-product shortcut: exact, and the same whatever the batch."""
     return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
@@ -152,18 +160,12 @@ class NormalMemory(nn.Module):
     @staticmethod
     def patch_features(taps: list[Tensor]) -> Tensor:
         """``[B, C2 + C3, h2, w2]``: stride-8 and stride-16 taps, 3x3-averaged, at the stride-8 grid."""
-        a = F.avg_pool2d(taps[1].float(), 3, 1, 1)
-        b = F.avg_pool2d(taps[2].float(), 3, 1, 1)
-        b = F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.cat([a, b], dim=1)
+        return _pooled_pair(taps[1], taps[2])
 
     @staticmethod
     def position_features(taps: list[Tensor]) -> Tensor:
         """``[B, C1 + C2, h1, w1]``: stride-4 and stride-8 taps, 3x3-averaged, at the stride-4 grid."""
-        a = F.avg_pool2d(taps[0].float(), 3, 1, 1)
-        b = F.avg_pool2d(taps[1].float(), 3, 1, 1)
-        b = F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.cat([a, b], dim=1)
+        return _pooled_pair(taps[0], taps[1])
 
     @staticmethod
     def layout_features(taps: list[Tensor]) -> Tensor:

@@ -109,8 +109,8 @@ def per_scale_maps(features: GLCFFeatures, image_size: int, cfg: ScoringConfig) 
         if wanted and value is None:
             msg = f"per_scale_maps: scoring.{name} is on but the model's normal memory is empty (train it first)"
             raise ValueError(msg)
-    wanted = {"memory": features.patch_distance, "position": features.position_distance}
-    local_memories = [wanted[name].float() for name in memory_parts(cfg)]
+    distances = {"memory": features.patch_distance, "position": features.position_distance}
+    local_memories = [distances[name].float() for name in memory_parts(cfg)]
     if local_memories:  # one channel per memory map, in memory_parts order
         size = (image_size, image_size)
         d = [F.interpolate(m, size=size, mode="bilinear", align_corners=True) for m in local_memories]
@@ -189,8 +189,7 @@ class AnomalyScorer:
     def branch_map(self, maps: Tensor, branch: str) -> Tensor:
         """``sum_s w_s (d_s - mu_s) / sigma_s`` of one branch: ``[B, S, H, W] -> [B, H, W]`` (eq. 6)."""
         mean, std = self.stats.tensors(branch, maps.device)
-        scale_weights = self.cfg.scale_weights
-        weights = torch.tensor(scale_weights, dtype=torch.float32, device=maps.device)
+        weights = torch.tensor(self.cfg.scale_weights, dtype=torch.float32, device=maps.device)
         z = (maps.float() - mean[:, None, None]) / std[:, None, None]
         return torch.einsum("bshw,s->bhw", z, weights)
 
