@@ -319,6 +319,8 @@ class TrainConfig:
         amp: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``bf16`` or ``off``.
         num_workers: data-loader worker processes.
         grad_clip_norm: clip the gradient norm (0 = off, as in the paper).
+        cache_features: run the frozen encoder once per training image, not at every epoch (the
+            training images are not augmented, so its output never changes).
     """
 
     epochs: int = 500
@@ -334,6 +336,7 @@ class TrainConfig:
     amp: Literal["auto", "bf16", "off"] = "auto"
     num_workers: int = 2
     grad_clip_norm: float = 0.0
+    cache_features: bool = True
 
     def validate(self, path: str = "train") -> None:
         for name in ("epochs", "batch_size"):
@@ -356,6 +359,8 @@ class TrainConfig:
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             _fail(f"{path}.num_workers", f"must be a non-negative integer, got {self.num_workers!r}")
         _check_non_negative(f"{path}.grad_clip_norm", self.grad_clip_norm)
+        if not isinstance(self.cache_features, bool):
+            _fail(f"{path}.cache_features", f"must be true or false, got {self.cache_features!r}")
 
 
 @dataclass(frozen=True)

@@ -207,9 +207,9 @@ class _DDPForward(nn.Module):
         self._model[0].train(mode)  # the GLCF model keeps its encoder in eval
         return self
 
-    def forward(self, x: Tensor) -> GLCFFeatures:
+    def forward(self, x: Tensor | list[Tensor]) -> GLCFFeatures:
         model = self._model[0]
-        taps = model.encode(x)  # frozen, no gradient: [E1..E4]
+        taps = model.encode(x)  # frozen, no gradient: [E1..E4] (of images, or of their cached raw taps)
         corr, local_est, global_est = self.ddp(taps)
         return GLCFFeatures(encoder=taps[:3], global_corr=corr, local_est=local_est, global_est=global_est)
 
