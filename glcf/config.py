@@ -1,6 +1,6 @@
 """Typed, validated configuration of a GLCF model, its loss, scoring and training.
 
-Every value of the paper (Yao et al., arXiv 2303.05768) and of ``glcf_spec.md`` lives here once.
+Every value of the paper (Yao et al., arXiv 2303.05768) and of the authors' code lives here once.
 Configurations are frozen dataclasses: ``from_dict`` rejects unknown keys and every check raises a
 ``ValueError`` that names the dotted field, so that ``params.yaml`` mistakes are reported precisely.
 
@@ -65,7 +65,7 @@ def _check_choice(path: str, value: str, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Frozen feature extractor with four taps at strides 4/8/16/32 (spec section 1).
+    """Frozen feature extractor with four taps at strides 4/8/16/32 (docs/model.md, Encoder).
 
     Attributes:
         name: timm model name. ``swin_tiny_patch4_window7_224`` gives the paper's stage-input taps
@@ -102,7 +102,7 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class BottleneckConfig:
-    """Semantic bottleneck: MS-PEM + semantic aggregation module (spec sections 2-3).
+    """Semantic bottleneck: MS-PEM + semantic aggregation module (paper Sec. III-B).
 
     Attributes:
         layout: SAM layout, ``pss`` (paper default), ``pgs`` or ``ps``.
@@ -116,7 +116,7 @@ class BottleneckConfig:
             position encoding (the authors' code); ``full`` = one learnable vector per position
             (the paper's wording).
         token_init_std: 0 reproduces the code's zero init; a small value such as 0.02 breaks the
-            symmetric start (spec section 10, item 7).
+            symmetric start (docs/model.md, Bottleneck).
     """
 
     layout: str = "pss"
@@ -149,7 +149,7 @@ class BottleneckConfig:
 class DecoderConfig:
     """SUNet-style decoder used three times: global correspondence, local and global estimation.
 
-    The decoder mirrors Swin-T (spec section 4.1): patch-expand to the scale-3 grid, ``depths[0]``
+    The decoder mirrors Swin-T (docs/model.md, Decoders): patch-expand to the scale-3 grid, ``depths[0]``
     Swin blocks, patch-expand to scale 2, ``depths[1]`` blocks, patch-expand to scale 1. The
     returned features are the stage *inputs* (the patch-expand outputs), widths equal to the taps.
 
@@ -230,7 +230,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """Anomaly maps and image scores, eq. (5)-(7) (spec section 7).
+    """Anomaly maps and image scores, eq. (5)-(7) (docs/model.md, Anomaly maps).
 
     Attributes:
         mode: ``fused`` (alpha * local + beta * global, the paper's eq. 6), ``local`` or ``global``.
@@ -303,7 +303,7 @@ class ScoringConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training engine (spec section 6, with the fixes of section 10).
+    """Training engine (docs/model.md, Training and Fixes).
 
     Attributes:
         epochs: number of epochs (paper: 500).

@@ -1,4 +1,4 @@
-"""Data-parallel training with ``torchrun`` and DistributedDataParallel (architecture.md, "Scale past one machine").
+"""Data-parallel training with ``torchrun`` and DistributedDataParallel (docs/operations.md, Distributed training).
 
 ``torchrun --nproc-per-node N`` starts N processes; :func:`init_distributed` joins them into a process group
 (``env://``: ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` from torchrun; NCCL on

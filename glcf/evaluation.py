@@ -1,6 +1,6 @@
 """Evaluate a category from its test scores and anomaly maps: ``metrics.json``, per-image CSV, PNG plots.
 
-What is computed (metrics.md; spec section 10, items 12-13):
+What is computed (docs/evaluation.md):
 
 * image AUROC, total and normal vs each anomaly type (``mean`` = logical/structural average for
   LOCO), twice and labelled: with the model's own image score (GLCF: map std) and with the map

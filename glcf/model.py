@@ -1,4 +1,4 @@
-"""GLCF model: frozen encoder, semantic bottleneck, three decoders (paper Sec. III, spec Appendix A).
+"""GLCF model: frozen encoder, semantic bottleneck, three decoders (paper Sec. III; docs/model.md).
 
 ``x -> E1..E4`` (frozen) ``-> T0 = MS-PEM(E2, E3, E4) -> (G, O) = SAM(T0)``, then
 ``Phi_G(G)``, ``Psi_L(O)``, ``Psi_G(O)``, each a list of three NCHW maps matching E1..E3.

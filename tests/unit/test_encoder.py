@@ -31,7 +31,7 @@ def test_swin_tap_shapes(swin: SwinStageInputEncoder) -> None:
 
 
 def test_swin_taps_are_stage_inputs_recomputed_by_hooks(swin: SwinStageInputEncoder) -> None:
-    """Spec section 1: E1 = patch embedding, E2..E4 = outputs of the downsample (patch merging) of stages 2..4.
+    """docs/model.md, Encoder: E1 = patch embedding, E2..E4 = outputs of the downsample (patch merging) of stages 2..4.
 
     Recomputed on an unpruned timm Swin-T with the same weights by hooking timm's own forward pass.
     """

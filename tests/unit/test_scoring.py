@@ -274,7 +274,7 @@ def test_calibrate_and_predict_with_the_tiny_model() -> None:
 
     stats = calibrate(model, list(images), model.config, batch_size=3, device="cpu", progress=False)
     assert model.training  # the previous mode is restored
-    # independent reference: one image at a time, numpy definition of spec 7.2
+    # independent reference: one image at a time, numpy definition (docs/model.md, Normalisation statistics)
     model.eval()
     with torch.no_grad():
         per_image = [per_scale_maps(model(images[i : i + 1]), 64, cfg) for i in range(5)]
