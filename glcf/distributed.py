@@ -36,15 +36,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from glcf.config import TrainConfig
-from glcf.engine import TrainStrategy, epoch_seed
 from glcf.features import GLCFFeatures
 from glcf.runtime import make_loader, resolve_device
+from glcf.strategy import TrainStrategy, epoch_seed
 
 __all__ = [
     "DDPStrategy",
     "DistEnv",
     "DistributedSetupError",
     "EpochShardSampler",
+    "default_strategy",
     "dist_env",
     "init_distributed",
     "shutdown_distributed",
@@ -294,3 +295,11 @@ class DDPStrategy(TrainStrategy):
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+
+def default_strategy() -> TrainStrategy:
+    """DDP inside an initialised multi-process ``torch.distributed`` group, else one process."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return DDPStrategy()
+    return TrainStrategy()

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from glcf.checkpoint import read_checkpoint, restore_weights, save_checkpoint
 from glcf.config import TrainConfig, config_to_dict
+from glcf.distributed import default_strategy
 from glcf.feature_cache import batch_inputs, training_data
 from glcf.features import GLCFFeatures
 from glcf.runtime import (
@@ -40,10 +41,10 @@ from glcf.runtime import (
     get_rng_state,
     make_loader,
     resolve_amp,
-    resolve_device,
     seed_everything,
     set_rng_state,
 )
+from glcf.strategy import TrainStrategy, epoch_seed
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -102,60 +103,6 @@ class FitResult:
     final_epoch: int = 0
     seconds: float = 0.0
     images_per_second: float = 0.0
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """Seed of the shuffle generator of 0-based ``epoch`` (one order per epoch, reproducible on resume)."""
-    return seed * 1_000_003 + epoch
-
-
-class TrainStrategy:
-    """How :func:`fit` places the model and its data: this base class trains in one process.
-
-    :class:`glcf.distributed.DDPStrategy` overrides the hooks for ``torchrun`` data parallelism.
-    """
-
-    is_main: bool = True  # writes checkpoints, shows progress, calls ``on_epoch_end``
-
-    def device(self, requested: str) -> torch.device:
-        """The training device for ``train.device``."""
-        return resolve_device(requested)
-
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """The module the training steps call (``model(x) -> GLCFFeatures``)."""
-        return model
-
-    def loader(
-        self, dataset: Dataset, cfg: TrainConfig, *, epoch: int, drop_last: bool, device: torch.device
-    ) -> DataLoader:
-        """The shuffled loader of 0-based ``epoch`` (seeded with :func:`epoch_seed`)."""
-        return make_loader(
-            dataset,
-            cfg.batch_size,
-            shuffle=True,
-            seed=epoch_seed(cfg.seed, epoch),
-            num_workers=cfg.num_workers,
-            drop_last=drop_last,
-            device=device,
-        )
-
-    def reduce(self, stats: dict[str, float]) -> dict[str, float]:
-        """Epoch statistics of all workers (mean losses, summed ``images``)."""
-        return stats
-
-    def agree(self, value: Any) -> Any:
-        """The main worker's ``value`` (e.g. the checkpoint to resume from)."""
-        return value
-
-
-def default_strategy() -> TrainStrategy:
-    """DDP inside an initialised multi-process ``torch.distributed`` group, else one process."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        from glcf.distributed import DDPStrategy
-
-        return DDPStrategy()
-    return TrainStrategy()
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
