@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from pipeline_project import CATEGORY, TinyProject, shared_tiny_project
 
-from pipelines.benchmark import COLUMNS
+from pipelines.benchmark.table import COLUMNS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
