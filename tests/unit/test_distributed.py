@@ -12,10 +12,10 @@ import torch
 import torch.multiprocessing as mp
 from tensor_images import DictImages, random_images, trainable
 
-from glcf.config import preset
 from glcf.distributed import DistributedSetupError, EpochShardSampler, dist_env
 from glcf.engine import fit
 from glcf.model import GLCFModel, build_glcf
+from glcf.presets import preset
 
 # drop path off: the only random op in training; with it each rank would draw other masks than one process
 TRAIN = {"epochs": 3, "batch_size": 4, "lr": 2e-3, "lr_final": 5e-4, "num_workers": 0, "device": "cpu"}

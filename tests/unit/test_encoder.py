@@ -6,10 +6,10 @@ import pytest
 import timm
 import torch
 
-from glcf.config import preset
 from glcf.encoder import PyramidEncoder, SwinStageInputEncoder, build_encoder
 from glcf.loss import GLCFLoss
 from glcf.model import build_glcf
+from glcf.presets import preset
 from glcf.weights import create_backbone
 
 SWIN = "swin_tiny_patch4_window7_224"

@@ -263,9 +263,9 @@ class _DictImages(torch.utils.data.Dataset):
 
 
 def test_calibrate_and_predict_with_the_tiny_model() -> None:
-    from glcf.config import preset
     from glcf.inference import calibrate, predict
     from glcf.model import build_glcf
+    from glcf.presets import preset
 
     torch.manual_seed(0)
     model = build_glcf(preset("tiny"))
@@ -303,9 +303,9 @@ def test_calibrate_and_predict_with_the_tiny_model() -> None:
 
 def test_calibrate_scored_equals_calibrate_then_predict() -> None:
     """One pass gives the statistics of ``calibrate`` and exactly the scores a second ``predict`` pass gives."""
-    from glcf.config import preset
     from glcf.inference import calibrate, calibrate_scored, predict
     from glcf.model import build_glcf
+    from glcf.presets import preset
 
     torch.manual_seed(0)
     model = build_glcf(preset("tiny"))
