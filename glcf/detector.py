@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from glcf.data.images import _to_rgb8, load_image
 from glcf.data.transforms import normalize, resize_rgb
-from glcf.scoring import resize_maps
+from glcf.metrics.maps import resize_map
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,9 @@ class Detector:
             result = self.scorer(self.model(self._batch(chunk)))
             maps = result.anomaly_map.float().cpu()
             if return_maps and map_size == "original":
-                sized: list[Any] = resize_maps(maps, [im.shape[:2] for im in chunk])
+                # the evaluation's resize (anti-aliased when shrinking): served maps are the evaluated maps
+                sizes = [(im.shape[1], im.shape[0]) for im in chunk]
+                sized: list[Any] = [resize_map(m.numpy(), size) for m, size in zip(maps, sizes, strict=True)]
             else:
                 sized = list(maps)
             for i in range(len(chunk)):

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from typing import NamedTuple, overload
+from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -30,7 +28,7 @@ from glcf.features import GLCFFeatures
 from glcf.smoothing import gaussian_blur, scaled_sigma
 from glcf.stats import NormStats
 
-__all__ = ["AnomalyScorer", "ScoreOutput", "error_map", "image_scores", "per_scale_maps", "resize_maps"]
+__all__ = ["AnomalyScorer", "ScoreOutput", "error_map", "image_scores", "per_scale_maps"]
 
 logger = logging.getLogger(__name__)
 
@@ -246,50 +244,3 @@ class AnomalyScorer:
     def __call__(self, features: GLCFFeatures) -> ScoreOutput:
         """Maps and scores of one batch of features."""
         return self.score_maps(self.maps(features))
-
-
-@overload
-def resize_maps(maps: Tensor, sizes: tuple[int, int]) -> Tensor: ...
-@overload
-def resize_maps(maps: np.ndarray, sizes: tuple[int, int]) -> np.ndarray: ...
-@overload
-def resize_maps(maps: Tensor, sizes: Sequence[tuple[int, int]]) -> list[Tensor]: ...
-@overload
-def resize_maps(maps: np.ndarray, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]: ...
-
-
-def resize_maps(
-    maps: Tensor | np.ndarray, sizes: tuple[int, int] | Sequence[tuple[int, int]]
-) -> Tensor | np.ndarray | list[Tensor] | list[np.ndarray]:
-    """Resize ``[B, H, W]`` maps back to original image sizes (bilinear, ``align_corners=False``).
-
-    ``align_corners=False`` maps pixel centres onto pixel centres, the inverse of the image resize to
-    the model input, as the official MVTec LOCO evaluation expects maps at the original resolution.
-
-    Args:
-        maps: ``[B, H, W]`` tensor or float array.
-        sizes: one ``(height, width)`` for the whole batch (batched), or one per image.
-
-    Returns:
-        ``[B, height, width]`` (one size) or a list of ``[height_i, width_i]`` (per image), in the input's
-        type (numpy in, numpy out).
-    """
-    as_numpy = isinstance(maps, np.ndarray)
-    t = torch.from_numpy(np.ascontiguousarray(maps)) if as_numpy else maps
-    if t.ndim != 3:
-        msg = f"resize_maps: expected maps [B, H, W], got shape {tuple(t.shape)}"
-        raise ValueError(msg)
-    t = t if t.is_floating_point() else t.float()
-    per_image = len(sizes) > 0 and not isinstance(sizes[0], int | np.integer)
-    if not per_image:
-        h, w = (int(v) for v in sizes)  # type: ignore[union-attr]
-        out = F.interpolate(t[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-        return out.numpy() if as_numpy else out
-    if len(sizes) != t.shape[0]:
-        msg = f"resize_maps: {len(sizes)} sizes for {t.shape[0]} maps"
-        raise ValueError(msg)
-    outs = [
-        F.interpolate(m[None, None], size=(int(s[0]), int(s[1])), mode="bilinear", align_corners=False)[0, 0]
-        for m, s in zip(t, sizes, strict=True)  # type: ignore[arg-type]
-    ]
-    return [o.numpy() for o in outs] if as_numpy else outs

@@ -177,3 +177,23 @@ def test_load_model_file_reads_either_format(tmp_path: Path) -> None:
     torch.save({"format": "other"}, foreign)
     with pytest.raises(CheckpointError, match=r"foreign\.pt: not a glcf\.checkpoint or glcf\.full-model file"):
         load_model_file(foreign)
+
+
+def test_detector_maps_at_the_original_size_are_the_evaluated_maps(tmp_path: Path) -> None:
+    """Served maps are resized as the evaluation resizes them (one resize: anti-aliased when shrinking)."""
+    import numpy as np
+
+    from glcf.detector import Detector
+    from glcf.metrics.maps import resize_map
+
+    stats = NormStats(
+        (1.0,) * 3, (0.5,) * 3, (4.0,) * 3, (1.0,) * 3, num_images=4, image_size=64, sigma=4.0, map_source="estimation"
+    )
+    detector = Detector(export_full_model(tmp_path / "full.pt", tiny(), stats, threshold=1.5))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (90, 150, 3), dtype=np.uint8), rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)]
+    original = detector.score(images, return_maps=True)
+    model_size = detector.score(images, return_maps=True, map_size="model")
+    for image, big, small in zip(images, original, model_size, strict=True):
+        assert big.anomaly_map.shape == image.shape[:2]
+        np.testing.assert_array_equal(big.anomaly_map, resize_map(small.anomaly_map, (image.shape[1], image.shape[0])))

@@ -8,12 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from scipy.ndimage import gaussian_filter, zoom
 
 from glcf.config import ScoringConfig
 from glcf.features import GLCFFeatures
-from glcf.scoring import AnomalyScorer, image_scores, per_scale_maps, resize_maps
+from glcf.scoring import AnomalyScorer, image_scores, per_scale_maps
 from glcf.smoothing import gaussian_blur, scaled_sigma
 from glcf.stats import NormStats, compute_norm_stats
 
@@ -180,21 +179,6 @@ def test_scorer_refuses_stats_made_differently() -> None:
 
 # --------------------------------------------------------------------------------------------
 # resizing back to the original image size
-
-
-def test_resize_maps_batched_and_per_image_match_pil_bilinear() -> None:
-    maps = RNG.random((2, 16, 16)).astype(np.float32)
-    ref = np.stack([np.asarray(Image.fromarray(m, mode="F").resize((56, 40), Image.Resampling.BILINEAR)) for m in maps])
-    out = resize_maps(maps, (40, 56))  # (height, width); numpy in -> numpy out
-    assert isinstance(out, np.ndarray)
-    assert out.shape == (2, 40, 56)
-    np.testing.assert_allclose(out, ref, atol=1e-5)
-
-    per_image = resize_maps(torch.from_numpy(maps), [(40, 56), (20, 30)])
-    assert [tuple(m.shape) for m in per_image] == [(40, 56), (20, 30)]
-    np.testing.assert_allclose(per_image[0].numpy(), ref[0], atol=1e-5)
-    with pytest.raises(ValueError, match="sizes"):
-        resize_maps(maps, [(4, 4)])
 
 
 # --------------------------------------------------------------------------------------------
