@@ -1,9 +1,9 @@
 """Calibration of the normalisation statistics and batched prediction (paper eq. (6)-(7); docs/model.md).
 
-``calibrate`` runs the model over held-out normal images (which images is the data layer's choice) and
-returns :class:`~glcf.stats.NormStats`; ``iter_predictions`` / ``predict`` score a dataset with an
-:class:`~glcf.scoring.AnomalyScorer`. Both run the model in eval mode under ``torch.inference_mode``
-and restore its previous mode afterwards.
+``calibrate`` runs the model over held-out normal images (which images is the data layer's choice)
+and returns their :class:`~glcf.stats.NormStats` and image scores; ``iter_predictions`` / ``predict``
+score a dataset with an :class:`~glcf.scoring.AnomalyScorer`. Both run the model in eval mode under
+``torch.inference_mode`` and restore its previous mode afterwards.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from glcf.runtime import autocast, images_from_batch, make_loader, resolve_amp, 
 from glcf.scoring import AnomalyScorer, per_scale_maps
 from glcf.stats import NormStats, NormStatsAccumulator
 
-__all__ = ["PredictionBatch", "PredictionResult", "calibrate", "calibrate_scored", "iter_predictions", "predict"]
+__all__ = ["Calibration", "Prediction", "calibrate", "iter_predictions", "predict"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,20 @@ def _scoring_config(model: nn.Module, cfg: GLCFConfig | ScoringConfig | None) ->
     return cfg.scoring if isinstance(cfg, GLCFConfig) else cfg
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What calibration on held-out normal images gives.
+
+    Attributes:
+        stats: the normalisation statistics (recording image size, sigma and map source).
+        image_scores: ``[N]`` each image's score under them, as a new normal image would be scored:
+            what a decision threshold is calibrated on.
+    """
+
+    stats: NormStats
+    image_scores: np.ndarray
+
+
 def calibrate(
     model: nn.Module,
     dataset: Dataset,
@@ -63,8 +77,16 @@ def calibrate(
     *,
     num_workers: int = 0,
     amp: str = "off",
-) -> NormStats:
-    """mu, sigma per branch and scale on held-out normal images (docs/model.md, Normalisation statistics).
+) -> Calibration:
+    """mu, sigma per branch and scale on held-out normal images, and their image scores, in one pass.
+
+    The per-scale maps of the held-out images are kept until the statistics are known
+    (``2 * 3 * S * S`` floats per image), so the model runs once. With the fixed fusion the scores
+    equal ``predict(model, dataset, AnomalyScorer(cfg, stats, S)).image_scores``. With the calibrated
+    fusion each image is scored with its parts standardised by the *other* images' statistics
+    (leave-one-out), as a new image is: scored in-sample, the very images that set each part's scale
+    look more normal than new normal images, and a threshold on them flags too many of those
+    (docs/model.md, Normalisation statistics).
 
     Args:
         model: a GLCF model (``model(x) -> GLCFFeatures``, ``model.config``); moved to ``device``.
@@ -76,42 +98,16 @@ def calibrate(
         num_workers: data-loader workers.
         amp: ``off`` (fp32, default), ``bf16`` or ``auto`` for the forward pass; maps are fp32.
 
-    Returns:
-        The statistics, recording image size, sigma and map source.
-
     Raises:
         ValueError: empty dataset, or a statistic that is not finite / a zero std.
     """
-    return _calibrate(
-        model, dataset, cfg, batch_size, device, progress, num_workers=num_workers, amp=amp, keep_maps=False
-    )[0]
-
-
-def calibrate_scored(
-    model: nn.Module,
-    dataset: Dataset,
-    cfg: GLCFConfig | ScoringConfig | None = None,
-    batch_size: int = 8,
-    device: str | torch.device = "auto",
-    progress: bool = True,
-    *,
-    num_workers: int = 0,
-    amp: str = "off",
-) -> tuple[NormStats, np.ndarray]:
-    """:func:`calibrate` and the image scores of the same images under the new statistics, in one pass.
-
-    The per-scale maps of the held-out images are kept until the statistics are known
-    (``2 * 3 * S * S`` floats per image), so the model runs once. With the fixed fusion the scores
-    equal ``predict(model, dataset, AnomalyScorer(cfg, stats, S)).image_scores``. With the calibrated
-    fusion each image is scored with its parts standardised by the *other* images' statistics
-    (leave-one-out), as a new image is: scored in-sample, the very images that set each part's scale
-    look more normal than new normal images, and a threshold on them flags too many of those.
-    Arguments as in :func:`calibrate`; use the scores to calibrate a decision threshold.
-    """
     scoring = _scoring_config(model, cfg)
-    stats, kept = _calibrate(
-        model, dataset, cfg, batch_size, device, progress, num_workers=num_workers, amp=amp, keep_maps=True
-    )
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        msg = "calibrate: the calibration dataset is empty"
+        raise ValueError(msg)
+    dev = resolve_device(device)
+    loader = make_loader(dataset, batch_size, num_workers=num_workers, device=dev)
+    stats, kept = _statistics(model, loader, scoring, dev, resolve_amp(amp, dev), progress)
     size = model.config.image_size
     with torch.inference_mode():
         if scoring.fusion == "calibrated" and stats.num_images > 2:
@@ -119,7 +115,7 @@ def calibrate_scored(
         else:
             scorer = AnomalyScorer(scoring, stats, size)
             scores = [scorer.score_maps(maps).image_score.float().cpu().numpy() for maps in kept]
-    return stats, np.concatenate(scores)
+    return Calibration(stats, np.concatenate(scores))
 
 
 def _leave_one_out_scores(
@@ -153,29 +149,18 @@ def _mean_std(values: torch.Tensor) -> tuple[float, float]:
     return mean, max(std, 1e-6 * max(1.0, abs(mean)))
 
 
-def _calibrate(
+def _statistics(
     model: nn.Module,
-    dataset: Dataset,
-    cfg: GLCFConfig | ScoringConfig | None = None,
-    batch_size: int = 8,
-    device: str | torch.device = "auto",
-    progress: bool = True,
-    *,
-    num_workers: int = 0,
-    amp: str = "off",
-    keep_maps: bool = False,
+    loader: Any,
+    scoring: ScoringConfig,
+    dev: torch.device,
+    dtype: torch.dtype | None,
+    progress: bool,
 ) -> tuple[NormStats, list[dict[str, torch.Tensor]]]:
-    """:func:`calibrate`; with ``keep_maps`` also the per-scale maps of every batch (on the device)."""
-    scoring = _scoring_config(model, cfg)
-    if len(dataset) == 0:  # type: ignore[arg-type]
-        msg = "calibrate: the calibration dataset is empty"
-        raise ValueError(msg)
-    dev = resolve_device(device)
-    dtype = resolve_amp(amp, dev)
+    """The statistics and the per-scale maps of every batch (on the device)."""
     image_size = model.config.image_size
     acc = NormStatsAccumulator(scoring)
     kept: list[dict[str, torch.Tensor]] = []
-    loader = make_loader(dataset, batch_size, num_workers=num_workers, device=dev)
     model.to(dev)
     with _eval_mode(model), torch.inference_mode():
         for batch in tqdm(loader, desc="calibrate", unit="batch", disable=not progress, leave=False):
@@ -184,12 +169,11 @@ def _calibrate(
                 features = model(images)
             maps = per_scale_maps(features, image_size, scoring)
             acc.update(maps)
-            if keep_maps or scoring.fusion == "calibrated":
-                kept.append(maps)
+            kept.append(maps)
     stats = acc.result()
     if scoring.fusion == "calibrated":
         stats = with_image_stats(stats, kept, scoring, image_size)
-    logger.info("calibrated on %d images: %s", stats.num_images, stats.to_dict())
+    logger.info("calibrated on %d images", stats.num_images)
     return stats, kept
 
 
@@ -207,29 +191,18 @@ def with_image_stats(
 
 
 @dataclass
-class PredictionBatch:
-    """Scores of one batch as float32 numpy arrays.
+class Prediction:
+    """Scores of a batch or of a whole dataset, as float32 numpy arrays.
 
     Attributes:
-        image_scores: ``[B]`` scores of the configured mode.
-        local_scores: ``[B]`` scores of the local branch alone.
-        global_scores: ``[B]`` scores of the global branch alone.
-        anomaly_maps: ``[B, S, S]`` maps of the configured mode at the model input size.
-        labels: ``[B]`` the items' ``label`` when the dataset gives one, else None.
-        indices: ``[B]`` the items' ``index`` when the dataset gives one, else None.
+        image_scores: ``[N]`` scores of the configured mode.
+        local_scores: ``[N]`` scores of the local branch alone.
+        global_scores: ``[N]`` scores of the global branch alone.
+        anomaly_maps: ``[N, S, S]`` maps of the configured mode at the model input size (always in a
+            batch; in :func:`predict`'s result only with ``keep_maps=True``, else None).
+        labels: ``[N]`` the items' ``label`` when the dataset gives one, else None.
+        indices: ``[N]`` the items' ``index`` when the dataset gives one, else None.
     """
-
-    image_scores: np.ndarray
-    local_scores: np.ndarray
-    global_scores: np.ndarray
-    anomaly_maps: np.ndarray
-    labels: np.ndarray | None
-    indices: np.ndarray | None
-
-
-@dataclass
-class PredictionResult:
-    """Scores of a whole dataset (float32); ``anomaly_maps`` only with ``keep_maps=True``."""
 
     image_scores: np.ndarray
     local_scores: np.ndarray
@@ -249,8 +222,8 @@ def iter_predictions(
     *,
     num_workers: int = 0,
     amp: str = "off",
-) -> Iterator[PredictionBatch]:
-    """Score ``dataset`` batch by batch (in order), yielding :class:`PredictionBatch` es.
+) -> Iterator[Prediction]:
+    """Score ``dataset`` batch by batch (in order), yielding one :class:`Prediction` per batch.
 
     Holds one batch of maps at a time: consume the maps (metrics, resizing, plots) as they come.
     Arguments as in :func:`calibrate`.
@@ -266,7 +239,7 @@ def iter_predictions(
                 with autocast(dev, dtype):
                     features = model(images)
                 out = scorer(features)
-            yield PredictionBatch(
+            yield Prediction(
                 image_scores=out.image_score.float().cpu().numpy(),
                 local_scores=out.local_score.float().cpu().numpy(),
                 global_scores=out.global_score.float().cpu().numpy(),
@@ -287,7 +260,7 @@ def predict(
     keep_maps: bool = False,
     num_workers: int = 0,
     amp: str = "off",
-) -> PredictionResult:
+) -> Prediction:
     """Score a whole dataset; maps are kept (``[N, S, S]`` float32) only with ``keep_maps=True``.
 
     Arguments as in :func:`calibrate`. For large sets with maps, prefer :func:`iter_predictions`.
@@ -308,7 +281,7 @@ def predict(
         return np.concatenate(parts[key]) if parts[key] else np.zeros(empty_shape, np.float32)
 
     size = scorer.image_size
-    return PredictionResult(
+    return Prediction(
         image_scores=cat("image"),
         local_scores=cat("local"),
         global_scores=cat("global"),

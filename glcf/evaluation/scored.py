@@ -100,7 +100,7 @@ def evaluate_model(
 ) -> EvaluationResult:
     """:func:`evaluate_scored`, calibrating first what is not given, on the held-out normal images only.
 
-    The normalisation statistics (``glcf.inference.calibrate_scored``) when ``stats`` is None, and the
+    The normalisation statistics (``glcf.inference.calibrate``) when ``stats`` is None, and the
     threshold (``threshold_method``, ``quantile``, ``k`` of :func:`glcf.metrics.calibrate_threshold`)
     from those images' scores when ``threshold`` is None.
 
@@ -138,7 +138,7 @@ def _calibrate_missing(
     progress: bool,
 ) -> tuple[Any, Threshold | float]:
     from glcf.data.dataset import ImageDataset
-    from glcf.inference import calibrate_scored, predict
+    from glcf.inference import calibrate, predict
     from glcf.metrics.threshold import calibrate_threshold
     from glcf.scoring import AnomalyScorer
 
@@ -150,9 +150,8 @@ def _calibrate_missing(
     normal_scores: np.ndarray | None = None
     if stats is None:
         logger.info("calibrating the statistics on %d held-out images (%s)", len(held_out), data.validation_source)
-        stats, normal_scores = calibrate_scored(
-            model, held_out, scoring, batch_size=batch_size, device=device, progress=progress
-        )
+        calibration = calibrate(model, held_out, scoring, batch_size=batch_size, device=device, progress=progress)
+        stats, normal_scores = calibration.stats, calibration.image_scores
     if threshold is None:
         if normal_scores is None:  # statistics given: score the held-out images with them
             scorer = AnomalyScorer(scoring, stats, model.config.image_size)

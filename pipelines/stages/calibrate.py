@@ -43,7 +43,7 @@ def run_calibrate(params: PipelineParams, paths: CategoryPaths, *, progress: boo
     import mlflow
 
     from glcf.config import config_to_dict
-    from glcf.inference import calibrate_scored
+    from glcf.inference import calibrate
     from glcf.metrics import calibrate_threshold
     from pipelines import tracking
 
@@ -54,7 +54,8 @@ def run_calibrate(params: PipelineParams, paths: CategoryPaths, *, progress: boo
     model = load_model(params, paths)
     held_out = dataset(data.validation, model)
     bs = params.calibrate.batch_size
-    stats, scores = calibrate_scored(model, held_out, params.glcf.scoring, batch_size=bs, progress=progress)
+    calibration = calibrate(model, held_out, params.glcf.scoring, batch_size=bs, progress=progress)
+    stats, scores = calibration.stats, calibration.image_scores
     cfg = params.calibrate.threshold
     threshold = calibrate_threshold(scores, cfg.method, quantile=cfg.quantile, k=cfg.k)
     record = {

@@ -171,7 +171,7 @@ def _stats_of(tmp_path, model):
 
     data = read_category(tmp_path / "data", "box", "loco")
     held_out = ImageDataset(data.validation, model.config.image_size, model.mean, model.std)
-    return calibrate(model, held_out, device="cpu", progress=False).to_dict()
+    return calibrate(model, held_out, device="cpu", progress=False).stats.to_dict()
 
 
 def test_loco_per_defect_type_aurocs_and_the_sidecar(tmp_path):

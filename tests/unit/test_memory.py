@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from glcf import build_glcf, preset
 from glcf.checkpoint import load_trainable_state, trainable_state_dict
-from glcf.inference import calibrate, calibrate_scored
+from glcf.inference import calibrate
 from glcf.memory import NormalMemory, greedy_coreset
 from glcf.metrics.threshold import calibrate_threshold
 from glcf.scoring import AnomalyScorer
@@ -196,7 +196,7 @@ def test_calibrated_fusion_is_the_maximum_of_the_standardised_parts() -> None:
     model = build_glcf(cfg).eval()
     model.fill_memory([torch.randn(4, 3, 64, 64)])
     held_out = list(torch.randn(6, 3, 64, 64))
-    stats = calibrate(model, held_out, cfg, progress=False)
+    stats = calibrate(model, held_out, cfg, progress=False).stats
     assert set(stats.image) == {"local", "global", "memory", "position", "layout"}
     scorer = AnomalyScorer(cfg.scoring, stats, cfg.image_size)
     with torch.no_grad():
@@ -252,8 +252,8 @@ def test_held_out_scores_of_a_calibrated_fusion_are_left_one_out() -> None:
     model = build_glcf(cfg).eval()
     model.fill_memory([torch.randn(4, 3, 64, 64)])
     held_out = list(torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(1)))
-    stats, scores = calibrate_scored(model, held_out, cfg, batch_size=4, progress=False)
-    assert stats == calibrate(model, held_out, cfg, batch_size=4, progress=False)
+    calibration = calibrate(model, held_out, cfg, batch_size=4, progress=False)
+    stats, scores = calibration.stats, calibration.image_scores
     scorer = AnomalyScorer(cfg.scoring, stats, cfg.image_size)
     with torch.no_grad():
         maps = scorer.maps(model(torch.stack(held_out)))

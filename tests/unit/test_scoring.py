@@ -256,7 +256,7 @@ def test_calibrate_and_predict_with_the_tiny_model() -> None:
     cfg = model.config.scoring
     images = torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(5))
 
-    stats = calibrate(model, list(images), model.config, batch_size=3, device="cpu", progress=False)
+    stats = calibrate(model, list(images), model.config, batch_size=3, device="cpu", progress=False).stats
     assert model.training  # the previous mode is restored
     # independent reference: one image at a time, numpy definition (docs/model.md, Normalisation statistics)
     model.eval()
@@ -285,17 +285,17 @@ def test_calibrate_and_predict_with_the_tiny_model() -> None:
         calibrate(model, [], device="cpu", progress=False)
 
 
-def test_calibrate_scored_equals_calibrate_then_predict() -> None:
-    """One pass gives the statistics of ``calibrate`` and exactly the scores a second ``predict`` pass gives."""
-    from glcf.inference import calibrate, calibrate_scored, predict
+def test_calibration_scores_equal_a_second_predict_pass() -> None:
+    """One pass gives the statistics and exactly the scores a second ``predict`` pass gives (fixed fusion)."""
+    from glcf.inference import calibrate, predict
     from glcf.model import build_glcf
     from glcf.presets import preset
 
     torch.manual_seed(0)
     model = build_glcf(preset("tiny"))
     images = list(torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(6)))
-    stats, scores = calibrate_scored(model, images, batch_size=2, device="cpu", progress=False)
-    assert stats == calibrate(model, images, batch_size=2, device="cpu", progress=False)
+    calibration = calibrate(model, images, batch_size=2, device="cpu", progress=False)
+    stats, scores = calibration.stats, calibration.image_scores
     scorer = AnomalyScorer(model.config.scoring, stats, 64)
     expected = predict(model, images, scorer, batch_size=2, device="cpu", progress=False).image_scores
     assert scores.dtype == np.float32
