@@ -35,12 +35,20 @@ DEFAULT_DB = "mlflow.db"
 _PARENT_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("glcf_parent_run", default=None)
 
 
-def configure_tracking(project_root: Path) -> None:
-    """Honour ``MLFLOW_TRACKING_URI``; otherwise use a SQLite store in the project folder."""
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
+def configure_tracking(project_root: Path) -> str:
+    """The tracking store of the settings (``MLFLOW_TRACKING_URI``), else a SQLite store in the project folder.
+
+    The local store's URI is also exported, so that the processes this one starts (a model server, a
+    DVC stage) use the same store. Returns the URI.
+    """
+    from pipelines.settings import get_settings
+
+    uri = get_settings().mlflow_tracking_uri
+    if uri is None:
         uri = f"sqlite:///{(project_root / DEFAULT_DB).resolve()}"
         os.environ["MLFLOW_TRACKING_URI"] = uri
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    mlflow.set_tracking_uri(uri)
+    return uri
 
 
 def git_commit(root: Path) -> tuple[str, bool]:
