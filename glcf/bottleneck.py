@@ -22,7 +22,6 @@ are timm ViT ``Block`` (pre-norm, qkv bias, no dropout, LayerNorm eps 1e-5).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
@@ -31,8 +30,6 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from glcf.layers import init_xavier, mae_sincos_pos_embed_2d
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["SAM_LAYOUTS", "MSPatchEmbed", "SemanticAggregation"]
 

@@ -16,7 +16,6 @@ as in official Swin; W-MSA and SW-MSA alternate.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
@@ -24,8 +23,6 @@ from timm.models.swin_transformer import SwinTransformerStage
 from torch import Tensor, nn
 
 from glcf.layers import PatchExpand, init_trunc_normal
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["SwinDecoder", "heads_for_width"]
 

@@ -17,15 +17,12 @@ forward runs under ``torch.no_grad()``.
 
 from __future__ import annotations
 
-import logging
 import re
 
 import torch
 from torch import Tensor, nn
 
 from glcf.weights import backbone_normalization, create_backbone
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["FrozenEncoder", "PyramidEncoder", "SwinStageInputEncoder", "build_encoder"]
 

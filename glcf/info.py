@@ -6,15 +6,12 @@ and shapes do not depend on the weights.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
 from torch import nn
 
 from glcf.config import GLCFConfig, config_to_dict
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["MODULES", "format_model_info", "model_info"]
 

@@ -11,12 +11,8 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import Tensor, nn
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["PatchExpand", "init_trunc_normal", "init_xavier", "mae_sincos_pos_embed_2d"]
 

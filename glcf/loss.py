@@ -13,15 +13,11 @@ The terms are computed in float32 even under bf16 autocast.
 
 from __future__ import annotations
 
-import logging
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glcf.config import LossConfig
 from glcf.features import GLCFFeatures
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["GLCFLoss", "scale_sum_mse"]
 

@@ -15,7 +15,6 @@ generic in the number of scales and the sizes.
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import NamedTuple
 
@@ -29,8 +28,6 @@ from glcf.smoothing import gaussian_blur, scaled_sigma
 from glcf.stats import NormStats
 
 __all__ = ["AnomalyScorer", "ScoreOutput", "error_map", "image_scores", "per_scale_maps"]
-
-logger = logging.getLogger(__name__)
 
 
 class ScoreOutput(NamedTuple):

@@ -14,15 +14,12 @@ than the map (scipy then keeps reflecting).
 
 from __future__ import annotations
 
-import logging
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["gaussian_blur", "gaussian_kernel1d", "gaussian_radius", "scaled_sigma"]
 
-logger = logging.getLogger(__name__)
 
 REFERENCE_SIZE = 224  # the paper's input size: scoring.sigma is given in pixels at this size
 

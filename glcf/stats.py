@@ -9,7 +9,6 @@ same smoothing.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from glcf.config import ScoringConfig
 
 __all__ = ["BRANCHES", "PARTS", "NormStats", "NormStatsAccumulator", "compute_norm_stats"]
 
-logger = logging.getLogger(__name__)
 
 BRANCHES = ("local", "global")
 _KEYS = ("local", "global", "num_images", "image_size", "sigma", "map_source")

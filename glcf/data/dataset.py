@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,7 +12,6 @@ from glcf.data.images import load_image
 from glcf.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, resize_rgb
 from glcf.data.types import Sample
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["ImageDataset"]
 

@@ -16,14 +16,12 @@ images is held out.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from glcf.data._tree import Problems, holdout_split, list_images, make_samples, require_dir
 from glcf.data.images import CheckLevel
 from glcf.data.types import CategoryData, Sample
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["read_folder"]
 

@@ -6,14 +6,12 @@ the threshold are a seeded fraction of ``train/good`` (docs/evaluation.md, Held-
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from glcf.data._tree import Problems, holdout_split, list_images, make_samples, require_dir
 from glcf.data.images import CheckLevel, check_image
 from glcf.data.types import CategoryData, DatasetLayoutError, Sample
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["read_mvtec"]
 

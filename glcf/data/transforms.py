@@ -12,7 +12,6 @@ backbone's (``model.mean`` / ``model.std``; ImageNet statistics for the timm bac
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from PIL import Image
 from glcf.data.images import load_image
 from glcf.data.types import Sample
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RESAMPLE", "normalize", "preprocess", "resize_rgb"]
 

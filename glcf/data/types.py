@@ -8,13 +8,11 @@ problem found, each naming the file or folder.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "KINDS",

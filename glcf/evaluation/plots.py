@@ -7,7 +7,6 @@ pyplot, so that no global backend state is touched.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,8 +20,6 @@ from glcf.data.types import Sample
 from glcf.metrics.curves import Curve
 from glcf.metrics.maps import resize_map
 from glcf.metrics.subsets import type_subsets
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["plot_gallery", "plot_overlap_curves", "plot_roc_curves", "plot_score_histograms", "select_gallery"]
 

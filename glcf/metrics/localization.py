@@ -13,7 +13,6 @@ Curves per anomaly type pool the good images with that type's images (the LOCO d
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ import numpy as np
 
 from glcf.metrics.auroc import pixel_auroc_sorted
 from glcf.metrics.curves import Curve, overlap_curve
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["ImagePixels", "LocalizationResult", "localization_by_type"]
 

@@ -7,13 +7,10 @@ size mismatch is an error there); callers that resize report how many maps they 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["MAP_SUFFIXES", "find_map_file", "read_anomaly_map", "resize_map"]
 

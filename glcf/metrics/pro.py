@@ -13,7 +13,6 @@ Per-type values pool the good images with that type's images (the same conventio
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,8 +20,6 @@ from scipy import ndimage
 
 from glcf.metrics.curves import Curve
 from glcf.metrics.localization import ImagePixels, LocalizationResult, localization_by_type
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["PRO_LIMIT", "mvtec_localization", "pro_auc", "pro_curve", "pro_pixels"]
 

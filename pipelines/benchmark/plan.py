@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipelines.params import PipelineParams, load_params
-
-logger = logging.getLogger(__name__)
 
 #: variant name -> dotted ``params.yaml`` overrides (applied on top of the given parameters).
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -9,7 +9,6 @@ checkpoint, and training already uses every core.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any
 
 from prefect import flow, task
@@ -19,8 +18,6 @@ from prefect.cache_policies import NO_CACHE
 from pipelines.benchmark.plan import DEFAULT_VARIANTS, BenchmarkJob, JobResult
 from pipelines.benchmark.run import run_benchmark, run_benchmark_job
 from pipelines.peers.jobs import PeerJob, run_peer_job
-
-logger = logging.getLogger(__name__)
 
 ARTIFACT_KEY = "glcf-benchmark"
 

@@ -13,7 +13,6 @@ one warm-up image, model and scoring in one pass), so the table compares like wi
 from __future__ import annotations
 
 import importlib.util
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,6 @@ from typing import Any
 
 from pipelines.params import CategoryPaths, PipelineParams, load_params
 from pipelines.peers.models import INSTALL_HINT, PeerError, PeerResult, fit_and_score, torch_threads
-
-logger = logging.getLogger(__name__)
 
 PEER_DIR_PREFIX = "peer-"
 

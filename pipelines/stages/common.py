@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from glcf.data.types import CategoryData
 from pipelines.io import read_json
 from pipelines.params import CategoryPaths, PipelineParams
-
-logger = logging.getLogger(__name__)
 
 
 class StageInputError(RuntimeError):

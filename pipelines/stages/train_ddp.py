@@ -16,7 +16,6 @@ Example (two GPUs)::
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,8 +23,6 @@ from typing import Annotated, Any
 import typer
 
 from pipelines.params import CategoryPaths, PipelineParams, load_params
-
-logger = logging.getLogger(__name__)
 
 
 def follow_train(params: PipelineParams, paths: CategoryPaths) -> None:
