@@ -220,89 +220,131 @@ def fit(
         CheckpointError: an unreadable or mismatching ``resume_from``.
     """
     cfg = cfg if cfg is not None else model.config.train
-    n_images = len(dataset)  # type: ignore[arg-type]
-    if n_images == 0:
+    if len(dataset) == 0:  # type: ignore[arg-type]
         msg = "fit: the training dataset is empty"
         raise ValueError(msg)
     strategy = strategy if strategy is not None else default_strategy()
-    progress = progress and strategy.is_main
-    device = strategy.device(cfg.device)
-    amp_dtype = resolve_amp(cfg.amp, device)
-    loss_fn = loss_fn if loss_fn is not None else _default_loss(model)
-    run_config = model.config.replace(train=cfg)
-    seed_everything(cfg.seed)
-    model.to(device)
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg)
+    run = _setup(model, cfg, strategy, loss_fn, checkpoint_dir, progress and strategy.is_main)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     resume_from = strategy.agree(resume_from)
     if resume_from is not None:
-        start_epoch, history = _resume(resume_from, model, optimizer, scheduler, cfg)
-    train_model = strategy.wrap(model)
-    drop_last = n_images >= cfg.batch_size
-    write = checkpoint_dir is not None and strategy.is_main
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if write else None
+        start_epoch, history = _resume(resume_from, model, run.optimizer, run.scheduler, cfg)
+    run.step_model = strategy.wrap(model)  # after the resume: DDP broadcasts the weights it is built with
+    drop_last = len(dataset) >= cfg.batch_size  # type: ignore[arg-type]
     logger.info(
-        "fit: %d images, epochs %d..%d, device %s, amp %s", n_images, start_epoch, cfg.epochs, device, amp_dtype
+        "fit: %d images, epochs %d..%d, device %s, amp %s",
+        len(dataset),  # type: ignore[arg-type]
+        start_epoch,
+        cfg.epochs,
+        run.device,
+        run.amp_dtype,
     )
-
     t_start, images_total = time.perf_counter(), 0.0
-    dataset = training_data(model, dataset, cfg, device)
+    dataset = training_data(model, dataset, cfg, run.device)
     if cfg.num_workers > 0 and callable(preload := getattr(dataset, "preload", None)):
         # loader workers are new processes every epoch: a cache filled inside them dies with them;
         # filled here, every worker inherits it (ImageDataset.preload is a no-op without cache)
         preload()
-    with tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="epoch", disable=not progress) as epoch_bar:
+    with tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="epoch", disable=not run.progress) as bar:
         for epoch in range(start_epoch, cfg.epochs):
-            t_epoch = time.perf_counter()
-            loader = strategy.loader(dataset, cfg, epoch=epoch, drop_last=drop_last, device=device)
-            lr = optimizer.param_groups[0]["lr"]
-            stats = train_one_epoch(
-                train_model,
-                loader,
-                optimizer,
-                loss_fn,
-                epoch=epoch,
-                device=device,
-                amp_dtype=amp_dtype,
-                grad_clip_norm=cfg.grad_clip_norm,
-                progress=progress,
-            )
-            stats = strategy.reduce(stats)
-            scheduler.step()
-            seconds = time.perf_counter() - t_epoch
-            images = stats.pop("images")
+            loader = strategy.loader(dataset, cfg, epoch=epoch, drop_last=drop_last, device=run.device)
+            record, images = _run_epoch(run, loader, epoch)
             images_total += images
-            record = {"epoch": epoch + 1, **stats, "lr": lr, "seconds": seconds, "images_per_second": images / seconds}
             history.append(record)
-            if ckpt_path is not None:
+            if run.ckpt_path is not None:
                 save_checkpoint(
-                    ckpt_path,
+                    run.ckpt_path,
                     model,
                     epoch=epoch + 1,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
+                    optimizer=run.optimizer,
+                    scheduler=run.scheduler,
                     history=history,
                     rng_state=get_rng_state(),
-                    config=run_config,
+                    config=run.config,
                 )
-            epoch_bar.update(1)
-            epoch_bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.1e}")
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{record['lr']:.1e}")
             if on_epoch_end is not None and strategy.is_main:
                 on_epoch_end(dict(record))
             if strategy.is_main:
-                logger.info("epoch %d/%d loss %.5g (%.1f s)", epoch + 1, cfg.epochs, record["loss"], seconds)
-    _fill_memory(model, dataset, cfg.batch_size, device, cfg.seed)
+                logger.info("epoch %d/%d loss %.5g (%.1f s)", epoch + 1, cfg.epochs, record["loss"], record["seconds"])
+    _fill_memory(model, dataset, cfg.batch_size, run.device, cfg.seed)
     seconds = time.perf_counter() - t_start
     return FitResult(
         history=history,
-        checkpoint_path=ckpt_path if ckpt_path is not None and ckpt_path.exists() else None,
+        checkpoint_path=run.ckpt_path if run.ckpt_path is not None and run.ckpt_path.exists() else None,
         epochs_run=max(0, cfg.epochs - start_epoch),
         final_epoch=max(cfg.epochs, start_epoch),
         seconds=seconds,
         images_per_second=images_total / seconds if seconds > 0 else 0.0,
     )
+
+
+@dataclass
+class _Run:
+    """What every epoch of one :func:`fit` call uses."""
+
+    model: nn.Module  # the unwrapped model (optimizer, checkpoints)
+    cfg: TrainConfig
+    config: Any  # the model's config with this training setup (stored in checkpoints)
+    strategy: TrainStrategy
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ckpt_path: Path | None
+    progress: bool
+    step_model: nn.Module | None = None  # what the steps call: the strategy's wrap of ``model``
+
+
+def _setup(
+    model: nn.Module,
+    cfg: TrainConfig,
+    strategy: TrainStrategy,
+    loss_fn: LossFn | None,
+    checkpoint_dir: str | Path | None,
+    progress: bool,
+) -> _Run:
+    """Seed, place the model, build the optimizer and scheduler (in this order: the seeded run depends on it)."""
+    device = strategy.device(cfg.device)
+    amp_dtype = resolve_amp(cfg.amp, device)
+    loss_fn = loss_fn if loss_fn is not None else _default_loss(model)
+    config = model.config.replace(train=cfg)
+    seed_everything(cfg.seed)
+    model.to(device)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    write = checkpoint_dir is not None and strategy.is_main
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if write else None
+    return _Run(
+        model, cfg, config, strategy, device, amp_dtype, loss_fn, optimizer, scheduler,
+        ckpt_path, progress,
+    )  # fmt: skip
+
+
+def _run_epoch(run: _Run, loader: DataLoader, epoch: int) -> tuple[dict[str, Any], float]:
+    """One epoch and the scheduler's step; its record and the number of images it saw."""
+    t_epoch = time.perf_counter()
+    lr = run.optimizer.param_groups[0]["lr"]
+    stats = train_one_epoch(
+        run.step_model or run.model,
+        loader,
+        run.optimizer,
+        run.loss_fn,
+        epoch=epoch,
+        device=run.device,
+        amp_dtype=run.amp_dtype,
+        grad_clip_norm=run.cfg.grad_clip_norm,
+        progress=run.progress,
+    )
+    stats = run.strategy.reduce(stats)
+    run.scheduler.step()
+    seconds = time.perf_counter() - t_epoch
+    images = stats.pop("images")
+    record = {"epoch": epoch + 1, **stats, "lr": lr, "seconds": seconds, "images_per_second": images / seconds}
+    return record, images
 
 
 def _fill_memory(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device, seed: int) -> None:
