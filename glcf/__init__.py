@@ -38,29 +38,29 @@ _LAZY = {
     "preset": "glcf.presets",
     "config_from_dict": "glcf.config",
     "config_to_dict": "glcf.config",
-    "GLCFFeatures": "glcf.features",
+    "GLCFFeatures": "glcf.model.features",
     "GLCFModel": "glcf.model",
     "build_glcf": "glcf.model",
-    "GLCFLoss": "glcf.loss",
-    "WeightsUnavailableError": "glcf.weights",
-    "backbone_normalization": "glcf.weights",
-    "AnomalyScorer": "glcf.scoring",
-    "NormStats": "glcf.scoring",
-    "fit": "glcf.engine",
-    "save_checkpoint": "glcf.checkpoint",
-    "load_checkpoint": "glcf.checkpoint",
+    "GLCFLoss": "glcf.training.loss",
+    "WeightsUnavailableError": "glcf.model.weights",
+    "backbone_normalization": "glcf.model.weights",
+    "AnomalyScorer": "glcf.inference.scoring",
+    "NormStats": "glcf.inference.scoring",
+    "fit": "glcf.training.engine",
+    "save_checkpoint": "glcf.model.checkpoint",
+    "load_checkpoint": "glcf.model.checkpoint",
 }
 
 if TYPE_CHECKING:  # static analysers see the real names
-    from glcf.checkpoint import load_checkpoint, save_checkpoint
     from glcf.config import GLCFConfig, config_from_dict, config_to_dict
-    from glcf.engine import fit
-    from glcf.features import GLCFFeatures
-    from glcf.loss import GLCFLoss
+    from glcf.inference.scoring import AnomalyScorer, NormStats
     from glcf.model import GLCFModel, build_glcf
+    from glcf.model.checkpoint import load_checkpoint, save_checkpoint
+    from glcf.model.features import GLCFFeatures
+    from glcf.model.weights import WeightsUnavailableError, backbone_normalization
     from glcf.presets import preset
-    from glcf.scoring import AnomalyScorer, NormStats
-    from glcf.weights import WeightsUnavailableError, backbone_normalization
+    from glcf.training.engine import fit
+    from glcf.training.loss import GLCFLoss
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,7 @@
 """Score image files with a registered model (``glcf predict``): the same detector the server runs.
 
 The model version behind ``models:/<prefix>-<category>@<alias>`` is downloaded from the registry and
-its bundle (weights, statistics, threshold) loaded into :class:`glcf.detector.Detector`, the class the
+its bundle (weights, statistics, threshold) loaded into :class:`glcf.inference.detector.Detector`, the class the
 served pyfunc wraps, so a file scores here exactly as it does on ``/invocations``.
 """
 

@@ -94,13 +94,13 @@ def tag_version(name: str, version: str, tags: Mapping[str, object]) -> None:
 
 
 def download_detector(name: str, version: str, dst: Path) -> Any:
-    """Download version ``version`` of ``name`` into ``dst`` and load its bundle as a :class:`glcf.detector.Detector`.
+    """Download version ``version`` of ``name`` into ``dst``; its bundle as a :class:`glcf.inference.detector.Detector`.
 
     The bundle is the ``bundle`` artifact that the register stage logs with the pyfunc model.
     """
     import mlflow
 
-    from glcf.detector import Detector
+    from glcf.inference.detector import Detector
 
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(dst)))
     return Detector(local / "artifacts" / "bundle.pt")

@@ -30,7 +30,7 @@ class ImageDataset(Dataset):
         cache: keep each decoded, resized ``uint8`` image in memory after its first use
             (``3 * S * S`` bytes per image: 150 KB at 224 px), which spares the PNG decoding and
             resizing in every later epoch. Each data-loader worker process holds its own cache, so
-            use it with ``num_workers=0``, or call ``preload()`` first (``glcf.engine.fit`` does when it uses workers).
+            use it with ``num_workers=0``, or call ``preload()`` first (``glcf.training.engine.fit`` does when it uses workers).
     """
 
     def __init__(

@@ -60,7 +60,7 @@ def evaluate_scored(
     """Predict ``data.test`` with ``stats`` and write the report; returns it and the prediction (test order)."""
     from glcf.data.dataset import ImageDataset
     from glcf.inference import predict
-    from glcf.scoring import AnomalyScorer
+    from glcf.inference.scoring import AnomalyScorer
 
     scoring = model.config.scoring
     scorer = AnomalyScorer(scoring, stats, model.config.image_size)
@@ -139,8 +139,8 @@ def _calibrate_missing(
 ) -> tuple[Any, Threshold | float]:
     from glcf.data.dataset import ImageDataset
     from glcf.inference import calibrate, predict
+    from glcf.inference.scoring import AnomalyScorer
     from glcf.metrics.threshold import calibrate_threshold
-    from glcf.scoring import AnomalyScorer
 
     if not data.validation:
         msg = f"{data.path}: no held-out normal images to calibrate on (empty validation split)"

@@ -12,7 +12,7 @@ import typer
 
 def _load(checkpoint: Path) -> tuple[Any, Any, float | None]:
     """(model, stats or None, threshold or None) from a training checkpoint or a full export."""
-    from glcf.checkpoint import FullModel, load_model_file
+    from glcf.model.checkpoint import FullModel, load_model_file
 
     loaded = load_model_file(checkpoint)
     if isinstance(loaded, FullModel):
@@ -21,7 +21,7 @@ def _load(checkpoint: Path) -> tuple[Any, Any, float | None]:
 
 
 def evaluate(
-    checkpoint: Annotated[Path, typer.Option(help="training checkpoint (glcf.checkpoint) or full export")],
+    checkpoint: Annotated[Path, typer.Option(help="training checkpoint (glcf.model.checkpoint) or full export")],
     data_root: Annotated[Path, typer.Option(help="dataset root holding <category>/")],
     category: Annotated[str, typer.Option(help="category folder name")],
     out: Annotated[Path, typer.Option(help="report folder: metrics.json, per_image.csv, plots/")],
@@ -50,11 +50,11 @@ def evaluate(
     from test images. Prints the flat metric summary as JSON.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from glcf.checkpoint import CheckpointError
     from glcf.data import DatasetLayoutError, read_category
     from glcf.evaluation import evaluate_model
     from glcf.metrics import Threshold
-    from glcf.stats import NormStats
+    from glcf.model.checkpoint import CheckpointError
+    from glcf.model.stats import NormStats
 
     try:
         model, stats, threshold = _load(checkpoint)

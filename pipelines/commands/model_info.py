@@ -23,8 +23,8 @@ def model_info(
         cfg = get_preset(preset, image_size=image_size)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
-    from glcf.info import format_model_info  # torch + timm: only once the arguments are valid
-    from glcf.info import model_info as compute
+    from glcf.model.info import format_model_info  # torch + timm: only once the arguments are valid
+    from glcf.model.info import model_info as compute
 
     info = compute(cfg)
     typer.echo(json.dumps(info, indent=2) if as_json else format_model_info(info))

@@ -152,9 +152,9 @@ def glcf_throughput(params: PipelineParams, paths: CategoryPaths, threads: int |
     import torch
 
     from glcf.data.dataset import ImageDataset
+    from glcf.inference.scoring import AnomalyScorer
+    from glcf.model.stats import NormStats
     from glcf.runtime import resolve_device
-    from glcf.scoring import AnomalyScorer
-    from glcf.stats import NormStats
     from pipelines.io import read_json
     from pipelines.stages.calibrate import load_model
     from pipelines.stages.common import load_prepared

@@ -8,7 +8,7 @@ built, and the test images go through it in eval mode for image scores and anoma
 left to the caller (``glcf.evaluation``); anomalib's own metrics are never used.
 
 The backbone is built with ``pre_trained=False`` and gets the weights GLCF uses: the full timm
-classifier is loaded strictly by :func:`glcf.weights.create_backbone` and its tensors are copied,
+classifier is loaded strictly by :func:`glcf.model.weights.create_backbone` and its tensors are copied,
 strictly again, into anomalib's ``features_only`` extractor. anomalib silently drops a layer name
 that timm's ``feature_info`` does not know, so the layers it kept, their channels and strides are
 checked against the request after construction (:func:`check_layers`).
@@ -180,9 +180,9 @@ def load_backbone_weights(extractor: Any, backbone: str, weights: str) -> list[d
 
     Raises:
         PeerError: the extractor has a tensor the full classifier lacks.
-        glcf.weights.WeightsUnavailableError: the weights cannot be had.
+        glcf.model.weights.WeightsUnavailableError: the weights cannot be had.
     """
-    from glcf.weights import create_backbone
+    from glcf.model.weights import create_backbone
 
     full = create_backbone(backbone, weights)
     source = full.state_dict()
@@ -342,8 +342,8 @@ def fit_and_score(
     """
     import torch
 
+    from glcf.model.weights import backbone_normalization
     from glcf.runtime import resolve_device
-    from glcf.weights import backbone_normalization
 
     spec = PEERS[parse_peers([name])[0]]
     dev = resolve_device(device)

@@ -1,1 +1,1 @@
-"""The served model: an MLflow pyfunc around ``glcf.detector.Detector`` and its request format."""
+"""The served model: an MLflow pyfunc around ``glcf.inference.detector.Detector`` and its request format."""

@@ -41,7 +41,7 @@ class GLCFServedModel(mlflow.pyfunc.PythonModel):
     """Scores base64-encoded images with the bundled detector."""
 
     def load_context(self, context: Any) -> None:
-        from glcf.detector import Detector
+        from glcf.inference.detector import Detector
 
         bundle = Path(context.artifacts["bundle"])
         self.detector = Detector(bundle)
@@ -53,7 +53,7 @@ class GLCFServedModel(mlflow.pyfunc.PythonModel):
         self.version = json.loads(registry.read_text())["version"] if registry.exists() else None
 
     def _images(self, model_input: Any) -> list[Any]:
-        from glcf.detector import ImageDecodeError, decode_image
+        from glcf.inference.detector import ImageDecodeError, decode_image
 
         if isinstance(model_input, dict):
             model_input = pd.DataFrame(model_input)

@@ -31,7 +31,7 @@ class CalibrateResult:
 
 def load_model(params: PipelineParams, paths: CategoryPaths) -> Any:
     """The trained model of the category with the scoring settings of ``params`` (not retrained)."""
-    from glcf.checkpoint import load_checkpoint
+    from glcf.model.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(paths.checkpoint)
     model = loaded.model

@@ -80,7 +80,7 @@ def run_evaluate(params: PipelineParams, paths: CategoryPaths, *, progress: bool
     import mlflow
 
     from glcf.metrics import Threshold
-    from glcf.stats import NormStats
+    from glcf.model.stats import NormStats
     from pipelines import tracking
     from pipelines.stages.calibrate import load_model
 

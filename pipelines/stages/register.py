@@ -74,8 +74,8 @@ def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool
     import mlflow
     from mlflow import MlflowClient
 
-    from glcf.checkpoint import export_full_model
-    from glcf.stats import NormStats
+    from glcf.model.checkpoint import export_full_model
+    from glcf.model.stats import NormStats
     from pipelines import tracking
     from pipelines.stages.calibrate import load_model
 

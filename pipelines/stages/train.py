@@ -75,8 +75,8 @@ def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = 
     """Train one category; resumes an interrupted run with the same settings and data."""
     import mlflow
 
-    from glcf.checkpoint import save_checkpoint
-    from glcf.engine import CHECKPOINT_NAME, fit
+    from glcf.model.checkpoint import save_checkpoint
+    from glcf.training.engine import CHECKPOINT_NAME, fit
     from pipelines import tracking
 
     data, manifest = load_prepared(params, paths)

@@ -1,12 +1,12 @@
 """The train stage on several processes: ``torchrun --nproc-per-node N -m pipelines.stages.train_ddp CATEGORY``.
 
-Every rank joins the ``torchrun`` process group (:func:`glcf.distributed.init_distributed`: NCCL on GPUs, one
+Every rank joins the ``torchrun`` process group (:func:`glcf.training.distributed.init_distributed`: NCCL on GPUs, one
 GPU per rank; gloo on CPUs). Rank 0 runs the ordinary train stage (:func:`pipelines.stages.train.run_train`:
 MLflow run, checkpoints, resume after a kill, ``model.pt``, history); inside the process group its
-:func:`glcf.engine.fit` trains data-parallel by itself. The other ranks build the same model on the same data and
-only train: the global batch ``train.batch_size`` is split over the N ranks, DDP averages the gradients, and
-the epoch to resume from is rank 0's. Outputs and ``dvc.yaml`` are the train stage's; with one process
-(``WORLD_SIZE`` unset or 1) this is exactly ``glcf stage train CATEGORY``.
+:func:`glcf.training.engine.fit` trains data-parallel by itself. The other ranks build the same model on the
+same data and only train: the global batch ``train.batch_size`` is split over the N ranks, DDP averages
+the gradients, and the epoch to resume from is rank 0's. Outputs and ``dvc.yaml`` are the train stage's;
+with one process (``WORLD_SIZE`` unset or 1) this is exactly ``glcf stage train CATEGORY``.
 
 Example (two GPUs)::
 
@@ -27,7 +27,7 @@ from pipelines.params import CategoryPaths, PipelineParams, load_params
 
 def follow_train(params: PipelineParams, paths: CategoryPaths) -> None:
     """A rank other than 0: the model and data of ``run_train``, training only (rank 0 tracks and writes)."""
-    from glcf.engine import fit
+    from glcf.training.engine import fit
     from pipelines.stages.common import load_prepared
     from pipelines.stages.train import build_training
 
@@ -38,7 +38,7 @@ def follow_train(params: PipelineParams, paths: CategoryPaths) -> None:
 
 def run_train_ddp(category: str, params_file: str | Path = "params.yaml", *, progress: bool = True) -> Any:
     """Run this process's part of the multi-process train stage; returns rank 0's ``TrainResult`` (else None)."""
-    from glcf.distributed import init_distributed, shutdown_distributed
+    from glcf.training.distributed import init_distributed, shutdown_distributed
     from pipelines.stages.runner import run_stage
 
     params = load_params(params_file)
@@ -59,7 +59,7 @@ def main(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
     """Train one category on every process of a ``torchrun`` job; rank 0 prints the result as JSON."""
-    from glcf.distributed import dist_env
+    from glcf.training.distributed import dist_env
     from pipelines.logs import setup_logging
     from pipelines.stages.runner import result_dict
 

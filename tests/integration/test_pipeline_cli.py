@@ -24,7 +24,7 @@ def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> TinyProject:
 
 
 def test_predict_scores_files_with_the_champion(tiny_project: TinyProject, tmp_path: Path) -> None:
-    from glcf.detector import Detector
+    from glcf.inference.detector import Detector
 
     test = tiny_project.root / "data" / "raw" / CATEGORY / "test"
     gray = tmp_path / "gray_odd.jpg"

@@ -159,7 +159,7 @@ def _auroc_of_version(project: TinyProject, version: str, dst: Path) -> float:
     """Image AUROC of a registered version on the project's current test split, computed here."""
     from sklearn.metrics import roc_auc_score
 
-    from glcf.detector import Detector
+    from glcf.inference.detector import Detector
 
     detector = Detector(project.download_model(MODEL, version, dst) / "artifacts" / "bundle.pt")
     test = project.root / "data" / "raw" / CATEGORY / "test"

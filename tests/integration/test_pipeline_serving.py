@@ -155,15 +155,15 @@ def images(tiny_project: TinyProject) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def reference(tiny_project: TinyProject, images: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The champion's bundle in this process: glcf.detector on the registry's artifacts."""
-    from glcf.detector import Detector
+    """The champion's bundle in this process: glcf.inference.detector on the registry's artifacts."""
+    from glcf.inference.detector import Detector
 
     local = tiny_project.download_model(MODEL, "champion", tmp_path_factory.mktemp("champion"))
     return Detector(local / "artifacts" / "bundle.pt")
 
 
 def _decoded(images: dict[str, bytes]) -> list[np.ndarray]:
-    from glcf.detector import decode_image
+    from glcf.inference.detector import decode_image
 
     return [decode_image(data, name=name) for name, data in images.items()]
 

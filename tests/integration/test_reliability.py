@@ -168,7 +168,7 @@ class Killed:
 
 def checkpoint_epoch(resume_root: Path) -> tuple[int, float] | None:
     """Completed epochs and the last epoch's seconds of the train stage's resume checkpoint, if any."""
-    from glcf.checkpoint import read_checkpoint
+    from glcf.model.checkpoint import read_checkpoint
 
     found = sorted(resume_root.glob("*/last.pt"))
     if not found:

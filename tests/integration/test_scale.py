@@ -137,7 +137,7 @@ def category_task_runs(client: Any, project: TinyProject) -> list[Any]:
 
 
 def trainable_weights(path: Path) -> dict[str, torch.Tensor]:
-    from glcf.checkpoint import read_checkpoint
+    from glcf.model.checkpoint import read_checkpoint
 
     return read_checkpoint(path)["state_dict"]
 

@@ -28,5 +28,5 @@ def random_images(n: int, seed: int) -> torch.Tensor:
 
 
 def trainable(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Copies of every weight outside the frozen encoder (independent of glcf.checkpoint's own split)."""
+    """Copies of every weight outside the frozen encoder (independent of glcf.model.checkpoint's own split)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("encoder.")}

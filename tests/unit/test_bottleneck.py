@@ -7,8 +7,8 @@ import pytest
 import torch
 from timm.models.vision_transformer import Block
 
-from glcf.bottleneck import MSPatchEmbed, SemanticAggregation
-from glcf.layers import mae_sincos_pos_embed_2d
+from glcf.model.bottleneck import MSPatchEmbed, SemanticAggregation
+from glcf.model.layers import mae_sincos_pos_embed_2d
 
 
 def mae_numpy_pos_embed(embed_dim: int, grid_size: int, cls_token: bool = False) -> np.ndarray:

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from glcf.checkpoint import (
+from glcf.config import config_to_dict
+from glcf.inference.scoring import AnomalyScorer
+from glcf.model import GLCFModel, build_glcf
+from glcf.model.checkpoint import (
     CheckpointError,
     FullModel,
     LoadedCheckpoint,
@@ -17,10 +20,8 @@ from glcf.checkpoint import (
     load_model_file,
     save_checkpoint,
 )
-from glcf.config import config_to_dict
-from glcf.model import GLCFModel, build_glcf
+from glcf.model.stats import NormStats
 from glcf.presets import preset
-from glcf.stats import NormStats
 
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
 
@@ -153,7 +154,7 @@ def test_full_export_round_trip_needs_no_weight_source(tmp_path: Path) -> None:
     assert full.config.encoder.weights == "offline-package"
     assert (full.stats, full.threshold, full.extra) == (stats, 2.5, {"category": "juice"})
     assert_same_outputs(model, full.model)
-    scored = full.scorer()(full.model(X))
+    scored = AnomalyScorer(full.config.scoring, full.stats, 64)(full.model(X))
     assert scored.anomaly_map.shape == (2, 64, 64)
 
     raw["state_dict"].pop(next(iter(raw["state_dict"])))
@@ -183,7 +184,7 @@ def test_detector_maps_at_the_original_size_are_the_evaluated_maps(tmp_path: Pat
     """Served maps are resized as the evaluation resizes them (one resize: anti-aliased when shrinking)."""
     import numpy as np
 
-    from glcf.detector import Detector
+    from glcf.inference.detector import Detector
     from glcf.metrics.maps import resize_map
 
     stats = NormStats(

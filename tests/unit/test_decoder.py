@@ -6,8 +6,8 @@ import pytest
 import torch
 from timm.layers import DropPath
 
-from glcf.decoder import SwinDecoder, heads_for_width
-from glcf.layers import PatchExpand
+from glcf.model.decoder import SwinDecoder, heads_for_width
+from glcf.model.layers import PatchExpand
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glcf.detector import ImageDecodeError, decode_image
+from glcf.inference.detector import ImageDecodeError, decode_image
 
 
 def encode(image: Image.Image, fmt: str = "PNG") -> bytes:

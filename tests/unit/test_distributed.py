@@ -1,4 +1,4 @@
-"""DDP training (glcf.distributed): two gloo workers reproduce one process on the same data."""
+"""DDP training (glcf.training.distributed): two gloo workers reproduce one process on the same data."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import torch
 import torch.multiprocessing as mp
 from tensor_images import DictImages, random_images, trainable
 
-from glcf.distributed import DistributedSetupError, EpochShardSampler, dist_env
-from glcf.engine import fit
 from glcf.model import GLCFModel, build_glcf
 from glcf.presets import preset
+from glcf.training.distributed import DistributedSetupError, EpochShardSampler, dist_env
+from glcf.training.engine import fit
 
 # drop path off: the only random op in training; with it each rank would draw other masks than one process
 TRAIN = {"epochs": 3, "batch_size": 4, "lr": 2e-3, "lr_final": 5e-4, "num_workers": 0, "device": "cpu"}
@@ -40,7 +40,7 @@ def key_bias_mask(name: str, value: torch.Tensor) -> torch.Tensor:
 
 
 def test_key_bias_gradient_is_zero_up_to_rounding() -> None:
-    from glcf.loss import GLCFLoss
+    from glcf.training.loss import GLCFLoss
 
     model = tiny_model()
     total, _ = GLCFLoss(model.config.loss)(model(images(4)))
@@ -63,7 +63,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
-    from glcf.distributed import DDPStrategy, init_distributed, shutdown_distributed
+    from glcf.training.distributed import DDPStrategy, init_distributed, shutdown_distributed
 
     init_distributed("cpu", timeout_s=120)
     try:

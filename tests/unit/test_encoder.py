@@ -6,11 +6,11 @@ import pytest
 import timm
 import torch
 
-from glcf.encoder import PyramidEncoder, SwinStageInputEncoder, build_encoder
-from glcf.loss import GLCFLoss
 from glcf.model import build_glcf
+from glcf.model.encoder import PyramidEncoder, SwinStageInputEncoder, build_encoder
+from glcf.model.weights import create_backbone
 from glcf.presets import preset
-from glcf.weights import create_backbone
+from glcf.training.loss import GLCFLoss
 
 SWIN = "swin_tiny_patch4_window7_224"
 

@@ -12,10 +12,10 @@ from tensor_images import DictImages, random_images, trainable
 
 from glcf.config import GLCFConfig
 from glcf.data import ImageDataset, read_category
-from glcf.engine import NonFiniteLossError, build_optimizer, build_scheduler, fit
-from glcf.loss import GLCFLoss
 from glcf.model import GLCFModel, build_glcf
 from glcf.presets import preset
+from glcf.training.engine import NonFiniteLossError, build_optimizer, build_scheduler, fit
+from glcf.training.loss import GLCFLoss
 
 
 def images(n: int, seed: int = 1) -> torch.Tensor:

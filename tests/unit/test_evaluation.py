@@ -124,10 +124,10 @@ def test_evaluate_command_with_tiny_checkpoint_and_full_export(tmp_path):
     import torch
     from typer.testing import CliRunner
 
-    from glcf.checkpoint import export_full_model, save_checkpoint
     from glcf.model import build_glcf
+    from glcf.model.checkpoint import export_full_model, save_checkpoint
+    from glcf.model.stats import NormStats
     from glcf.presets import preset
-    from glcf.stats import NormStats
     from pipelines.cli import app
 
     torch.manual_seed(0)

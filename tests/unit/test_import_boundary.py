@@ -15,7 +15,7 @@ import json, sys
 import glcf, glcf.config
 light = sorted(m for m in ("torch", "timm") if m in sys.modules)
 api = glcf.__all__
-import glcf.model, glcf.loss, glcf.info
+import glcf.model, glcf.training.loss, glcf.model.info
 heavy_ok = "torch" in sys.modules and "timm" in sys.modules
 forbidden = sorted({m.split(".")[0] for m in sys.modules} & set(%r))
 print(json.dumps({"light": light, "forbidden": forbidden, "heavy_ok": heavy_ok, "api": api}))

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from glcf.config import LossConfig
-from glcf.features import GLCFFeatures
-from glcf.loss import GLCFLoss
+from glcf.model.features import GLCFFeatures
+from glcf.training.loss import GLCFLoss
 
 WIDTHS, SIZES = (4, 6, 8), (8, 4, 2)
 

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from glcf import build_glcf, preset
-from glcf.checkpoint import load_trainable_state, trainable_state_dict
 from glcf.inference import calibrate
-from glcf.memory import NormalMemory, greedy_coreset
+from glcf.inference.scoring import AnomalyScorer
 from glcf.metrics.threshold import calibrate_threshold
-from glcf.scoring import AnomalyScorer
+from glcf.model.checkpoint import load_trainable_state, trainable_state_dict
+from glcf.model.memory import NormalMemory, greedy_coreset
 
 CALIBRATED = {
     "fusion": "calibrated",

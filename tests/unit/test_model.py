@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from glcf.features import GLCFFeatures
-from glcf.loss import GLCFLoss
 from glcf.model import GLCFModel, build_glcf
+from glcf.model.features import GLCFFeatures
 from glcf.presets import preset
+from glcf.training.loss import GLCFLoss
 
 TINY_SHAPES = [(2, 24, 16, 16), (2, 40, 8, 8), (2, 112, 4, 4)]  # tf_efficientnet_lite0 taps at 64 px
 

@@ -11,10 +11,10 @@ import torch
 from scipy.ndimage import gaussian_filter, zoom
 
 from glcf.config import ScoringConfig
-from glcf.features import GLCFFeatures
-from glcf.scoring import AnomalyScorer, image_scores, per_scale_maps
-from glcf.smoothing import gaussian_blur, scaled_sigma
-from glcf.stats import NormStats, compute_norm_stats
+from glcf.inference.scoring import AnomalyScorer, image_scores, per_scale_maps
+from glcf.inference.smoothing import gaussian_blur, scaled_sigma
+from glcf.model.features import GLCFFeatures
+from glcf.model.stats import NormStats, compute_norm_stats
 
 RNG = np.random.default_rng(1234)
 

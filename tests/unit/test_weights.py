@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from glcf.weights import (
+from glcf.model.weights import (
     WeightsUnavailableError,
     backbone_normalization,
     create_backbone,
@@ -131,7 +131,7 @@ def test_file_source_errors(tmp_path: Path) -> None:
 def test_hub_offline_fails_fast_with_instructions(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "t")}
     code = (
-        "from glcf.weights import create_backbone, WeightsUnavailableError\n"
+        "from glcf.model.weights import create_backbone, WeightsUnavailableError\n"
         "try:\n"
         "    create_backbone('swin_tiny_patch4_window7_224', 'hub')\n"
         "except WeightsUnavailableError as err:\n"

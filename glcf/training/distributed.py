@@ -2,7 +2,7 @@
 
 ``torchrun --nproc-per-node N`` starts N processes; :func:`init_distributed` joins them into a process group
 (``env://``: ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` from torchrun; NCCL on
-GPUs, gloo on CPUs). Inside the group :func:`glcf.engine.fit` picks :class:`DDPStrategy` by itself, so the
+GPUs, gloo on CPUs). Inside the group :func:`glcf.training.engine.fit` picks :class:`DDPStrategy` by itself, so the
 single-process training code runs unchanged on every rank:
 
 * the global batch ``train.batch_size`` is split over the ranks (``batch_size / N`` images each), and rank ``r``
@@ -15,8 +15,8 @@ single-process training code runs unchanged on every rank:
   nothing random differs: with ``decoder.drop_path_rate > 0`` each rank draws its own masks;
 * rank 0 writes the checkpoints, shows progress and reports the epochs; every rank resumes from the checkpoint
   rank 0 names, so a killed multi-process run resumes like a single-process one;
-* an error on one rank (e.g. :class:`glcf.engine.NonFiniteLossError`) ends that process; ``torchrun`` then stops
-  the others, which would otherwise wait in the next collective until ``timeout_s``.
+* an error on one rank (e.g. :class:`glcf.training.engine.NonFiniteLossError`) ends that process;
+  ``torchrun`` then stops the others, which would otherwise wait in the next collective until ``timeout_s``.
 
 This module is part of the ``glcf`` library: no pipeline, tracking or orchestration imports.
 """
@@ -36,9 +36,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from glcf.config import TrainConfig
-from glcf.features import GLCFFeatures
+from glcf.model.features import GLCFFeatures
 from glcf.runtime import make_loader, resolve_device
-from glcf.strategy import TrainStrategy, epoch_seed
+from glcf.training.strategy import TrainStrategy, epoch_seed
 
 __all__ = [
     "DDPStrategy",
@@ -134,7 +134,7 @@ class EpochShardSampler(DistributedSampler):
 
     A plain ``DistributedSampler`` shuffles with its own generator, so N ranks would see other batches
     than one process. This sampler asks the single-process loader itself (``make_loader`` seeded with
-    :func:`glcf.engine.epoch_seed`) for its batches of indices and yields slice ``r`` of each, so the union
+    :func:`glcf.training.engine.epoch_seed`) for its batches of indices and yields slice ``r`` of each, so the union
     over the ranks at every step is exactly the single-process batch, whatever the loader's internals are.
     (Accelerate's ``BatchSamplerShard(split_batches=True)`` does the same; it is not a dependency here.)
 
@@ -223,7 +223,7 @@ def _ddp_arguments() -> set[str]:
 
 
 class DDPStrategy(TrainStrategy):
-    """:class:`glcf.engine.TrainStrategy` for an initialised process group (one process per device).
+    """:class:`glcf.training.engine.TrainStrategy` for an initialised process group (one process per device).
 
     Args:
         find_unused_parameters: DDP's flag; GLCF uses every trainable parameter in each step.

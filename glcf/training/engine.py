@@ -3,7 +3,7 @@
 One :func:`fit` call trains a GLCF model on normal images with the recipe of the paper and the authors'
 code (AdamW betas 0.9/0.95, weight decay 0.01, a step LR after ``train.lr_step_fraction``, seeded
 shuffling, last incomplete batch dropped), minus their bugs: gradients are zeroed every step, the encoder
-stays frozen in eval mode (its taps are computed once, :mod:`glcf.feature_cache`), everything is seeded,
+stays frozen in eval mode (its taps are computed once, :mod:`glcf.training.feature_cache`), everything is seeded,
 the last epoch's weights are kept (no selection on test data), and a non-finite loss stops the run.
 
 Per-epoch numbers go to an injected ``on_epoch_end(record)`` callback (the pipeline logs them to MLflow;
@@ -12,7 +12,7 @@ continues exactly where it stopped (weights, optimizer, scheduler, RNG and data 
 
 Multi-process training plugs in through a :class:`TrainStrategy`: the default trains in one process;
 inside an initialised ``torch.distributed`` process group (``torchrun``) :func:`fit` uses
-:class:`glcf.distributed.DDPStrategy` (DDP on the trainable parts, the global batch split over the
+:class:`glcf.training.distributed.DDPStrategy` (DDP on the trainable parts, the global batch split over the
 ranks, checkpoints and progress on rank 0). The optimizer and checkpoints work on the unwrapped model.
 """
 
@@ -31,11 +31,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from glcf.checkpoint import read_checkpoint, restore_weights, save_checkpoint
 from glcf.config import TrainConfig, config_to_dict
-from glcf.distributed import default_strategy
-from glcf.feature_cache import batch_inputs, training_data
-from glcf.features import GLCFFeatures
+from glcf.model.checkpoint import read_checkpoint, restore_weights, save_checkpoint
+from glcf.model.features import GLCFFeatures
 from glcf.runtime import (
     autocast,
     get_rng_state,
@@ -44,7 +42,9 @@ from glcf.runtime import (
     seed_everything,
     set_rng_state,
 )
-from glcf.strategy import TrainStrategy, epoch_seed
+from glcf.training.distributed import default_strategy
+from glcf.training.feature_cache import batch_inputs, training_data
+from glcf.training.strategy import TrainStrategy, epoch_seed
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -176,7 +176,7 @@ def train_one_epoch(
 
 
 def _default_loss(model: nn.Module) -> LossFn:
-    from glcf.loss import GLCFLoss
+    from glcf.training.loss import GLCFLoss
 
     return GLCFLoss(model.config.loss)
 

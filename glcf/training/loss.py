@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glcf.config import LossConfig
-from glcf.features import GLCFFeatures
+from glcf.model.features import GLCFFeatures
 
 __all__ = ["GLCFLoss", "scale_sum_mse"]
 

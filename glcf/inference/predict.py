@@ -1,8 +1,8 @@
 """Calibration of the normalisation statistics and batched prediction (paper eq. (6)-(7); docs/model.md).
 
 ``calibrate`` runs the model over held-out normal images (which images is the data layer's choice)
-and returns their :class:`~glcf.stats.NormStats` and image scores; ``iter_predictions`` / ``predict``
-score a dataset with an :class:`~glcf.scoring.AnomalyScorer`. Both run the model in eval mode under
+and returns their :class:`~glcf.model.stats.NormStats` and image scores; ``iter_predictions`` / ``predict``
+score a dataset with an :class:`~glcf.inference.scoring.AnomalyScorer`. Both run the model in eval mode under
 ``torch.inference_mode`` and restore its previous mode afterwards.
 """
 
@@ -22,9 +22,9 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from glcf.config import GLCFConfig, ScoringConfig
+from glcf.inference.scoring import AnomalyScorer, per_scale_maps
+from glcf.model.stats import NormStats, NormStatsAccumulator
 from glcf.runtime import autocast, images_from_batch, make_loader, resolve_amp, resolve_device
-from glcf.scoring import AnomalyScorer, per_scale_maps
-from glcf.stats import NormStats, NormStatsAccumulator
 
 __all__ = ["Calibration", "Prediction", "calibrate", "iter_predictions", "predict"]
 

@@ -29,7 +29,7 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from glcf.layers import init_xavier, mae_sincos_pos_embed_2d
+from glcf.model.layers import init_xavier, mae_sincos_pos_embed_2d
 
 __all__ = ["SAM_LAYOUTS", "MSPatchEmbed", "SemanticAggregation"]
 

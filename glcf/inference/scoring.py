@@ -8,7 +8,7 @@ Per scale s (feature resolution, then bilinear ``align_corners=True`` up-samplin
 
 Every per-scale map is smoothed with the same Gaussian (``scoring.sigma`` px at 224 px, scaled with
 the input size) at calibration and at test time. Then z-scores with the calibrated mu, sigma
-(:mod:`glcf.stats`), fusion ``A = alpha * sum_s w_s z^L_s + beta * sum_s w_s z^G_s`` and the image score
+(:mod:`glcf.model.stats`), fusion ``A = alpha * sum_s w_s z^L_s + beta * sum_s w_s z^G_s`` and the image score
 (population std of ``A`` as in the paper; max or top-k mean as options). Everything is batched and
 generic in the number of scales and the sizes.
 """
@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from glcf.config import ScoringConfig
-from glcf.features import GLCFFeatures
-from glcf.smoothing import gaussian_blur, scaled_sigma
-from glcf.stats import NormStats
+from glcf.inference.smoothing import gaussian_blur, scaled_sigma
+from glcf.model.features import GLCFFeatures
+from glcf.model.stats import NormStats
 
 __all__ = ["AnomalyScorer", "ScoreOutput", "error_map", "image_scores", "per_scale_maps"]
 

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from glcf.bottleneck import MSPatchEmbed, SemanticAggregation
 from glcf.config import GLCFConfig
-from glcf.decoder import SwinDecoder
-from glcf.encoder import FrozenEncoder, build_encoder
-from glcf.features import GLCFFeatures
-from glcf.memory import NormalMemory
+from glcf.model.bottleneck import MSPatchEmbed, SemanticAggregation
+from glcf.model.decoder import SwinDecoder
+from glcf.model.encoder import FrozenEncoder, build_encoder
+from glcf.model.features import GLCFFeatures
+from glcf.model.memory import NormalMemory
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class GLCFModel(nn.Module):
 
     def raw_taps(self, x: Tensor | Sequence[Tensor]) -> list[Tensor]:
         """The frozen encoder's taps of normalised images ``[B, 3, S, S]``, or ``x`` itself when it already
-        is such a list (:mod:`glcf.feature_cache`), on the model's device."""
+        is such a list (:mod:`glcf.training.feature_cache`), on the model's device."""
         if isinstance(x, list | tuple):
             device = next(self.parameters()).device
             return [t.to(device) for t in x]
@@ -144,7 +144,7 @@ class GLCFModel(nn.Module):
 
         Args:
             x: normalised images ``[B, 3, S, S]``, or the frozen encoder's raw taps of such images
-                (:mod:`glcf.feature_cache`: training computes them once, not every epoch).
+                (:mod:`glcf.training.feature_cache`: training computes them once, not every epoch).
 
         Returns:
             GLCFFeatures with lists ``[scale1, scale2, scale3]`` of ``[B, C_s, S / 2**(s+1), ...]``.
@@ -162,7 +162,7 @@ class GLCFModel(nn.Module):
 
     @torch.no_grad()
     def fill_memory(self, images: Iterable[Tensor | Sequence[Tensor]], seed: int = 0) -> None:
-        """Fill the normal memories (:mod:`glcf.memory`) from batches of normalised training images
+        """Fill the normal memories (:mod:`glcf.model.memory`) from batches of normalised training images
         (or their raw encoder taps, as :meth:`forward` takes them)."""
         device = next(self.parameters()).device
         self.memory.fill((self.raw_taps(x if isinstance(x, list | tuple) else x.to(device)) for x in images), seed=seed)
@@ -177,7 +177,7 @@ def build_glcf(cfg: GLCFConfig) -> GLCFModel:
     """Build a :class:`GLCFModel` from its configuration (the only config -> constructor mapping).
 
     Raises:
-        glcf.weights.WeightsUnavailableError: pretrained encoder weights asked for but unavailable.
+        glcf.model.weights.WeightsUnavailableError: pretrained encoder weights asked for but unavailable.
         ValueError: a backbone without a 4/8/16/32 pyramid, or sizes that do not fit together.
 
     Example:

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from glcf.config import GLCFConfig, ScoringConfig, config_from_dict, config_to_dict
-from glcf.stats import NormStats
+from glcf.config import GLCFConfig, config_from_dict, config_to_dict
+from glcf.model.stats import NormStats
 
 __all__ = [
     "CheckpointError",
@@ -46,7 +46,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "glcf.checkpoint"
+CHECKPOINT_FORMAT = "glcf.checkpoint"  # a file format marker stored in every checkpoint: never renamed
 FULL_MODEL_FORMAT = "glcf.full-model"
 FORMAT_VERSION = 1
 
@@ -333,15 +333,6 @@ class FullModel:
     threshold: float | None
     versions: dict[str, str]
     extra: dict[str, Any]
-
-    def scorer(self, scoring: ScoringConfig | None = None) -> Any:
-        """An :class:`~glcf.scoring.AnomalyScorer` with the stored statistics (``scoring`` overrides the config)."""
-        from glcf.scoring import AnomalyScorer
-
-        if self.stats is None:
-            msg = "FullModel.scorer: this export holds no normalisation statistics"
-            raise ValueError(msg)
-        return AnomalyScorer(scoring or self.config.scoring, self.stats, self.config.image_size)
 
 
 def export_full_model(

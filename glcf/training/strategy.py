@@ -1,5 +1,5 @@
-"""How :func:`glcf.engine.fit` places the model and its data: one process (:class:`TrainStrategy`),
-or data-parallel workers under ``torchrun`` (:class:`glcf.distributed.DDPStrategy` overrides the hooks)."""
+"""How :func:`glcf.training.engine.fit` places the model and its data: one process (:class:`TrainStrategy`),
+or data-parallel workers under ``torchrun`` (:class:`glcf.training.distributed.DDPStrategy` overrides the hooks)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 class TrainStrategy:
     """How :func:`fit` places the model and its data: this base class trains in one process.
 
-    :class:`glcf.distributed.DDPStrategy` overrides the hooks for ``torchrun`` data parallelism.
+    :class:`glcf.training.distributed.DDPStrategy` overrides the hooks for ``torchrun`` data parallelism.
     """
 
     is_main: bool = True  # writes checkpoints, shows progress, calls ``on_epoch_end``

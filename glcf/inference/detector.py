@@ -2,7 +2,7 @@
 
 This is what the served model and ``glcf predict`` run: images in (files, bytes or RGB arrays of any
 size), scores, decisions at the calibrated threshold and anomaly maps out. It needs no network: the
-bundle written by :func:`glcf.checkpoint.export_full_model` holds every weight.
+bundle written by :func:`glcf.model.checkpoint.export_full_model` holds every weight.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from glcf.data.images import _to_rgb8, load_image
 from glcf.data.transforms import normalize, resize_rgb
+from glcf.inference.scoring import AnomalyScorer
 from glcf.metrics.maps import resize_map
 
 logger = logging.getLogger(__name__)
@@ -88,13 +89,13 @@ class Detector:
     """Score images with a fully exported GLCF model.
 
     Args:
-        bundle: a file written by :func:`glcf.checkpoint.export_full_model` (with statistics and a
+        bundle: a file written by :func:`glcf.model.checkpoint.export_full_model` (with statistics and a
             threshold).
         device: ``cpu`` (default), ``cuda`` or ``auto``.
     """
 
     def __init__(self, bundle: str | Path, device: str = "cpu") -> None:
-        from glcf.checkpoint import load_full_model
+        from glcf.model.checkpoint import load_full_model
         from glcf.runtime import resolve_device
 
         full = load_full_model(bundle)
@@ -104,7 +105,7 @@ class Detector:
         self.device = resolve_device(device)
         self.model = full.model.to(self.device).eval()
         self.config = full.config
-        self.scorer = full.scorer()
+        self.scorer = AnomalyScorer(full.config.scoring, full.stats, full.config.image_size)
         self.threshold = float(full.threshold)
         self.extra = full.extra
         self.image_size = self.config.image_size

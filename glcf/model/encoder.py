@@ -22,7 +22,7 @@ import re
 import torch
 from torch import Tensor, nn
 
-from glcf.weights import backbone_normalization, create_backbone
+from glcf.model.weights import backbone_normalization, create_backbone
 
 __all__ = ["FrozenEncoder", "PyramidEncoder", "SwinStageInputEncoder", "build_encoder"]
 
@@ -110,7 +110,7 @@ def _feature_key_to_model_key(key: str, model_keys: set[str]) -> str | None:
 class PyramidEncoder(FrozenEncoder):
     """A timm CNN through ``features_only`` at the taps whose reductions are 4, 8, 16 and 32.
 
-    The classifier is built and loaded strictly first (:func:`glcf.weights.create_backbone`); the
+    The classifier is built and loaded strictly first (:func:`glcf.model.weights.create_backbone`); the
     ``features_only`` network is then built and given every one of its tensors from that state, so a
     checkpoint that misses or renames a key fails loudly.
 
@@ -166,11 +166,11 @@ def build_encoder(name: str, weights: str, image_size: int = 224) -> FrozenEncod
 
     Args:
         name: timm model name (``swin_*`` for stage-input taps, otherwise a CNN pyramid).
-        weights: weight source (see :mod:`glcf.weights`).
+        weights: weight source (see :mod:`glcf.model.weights`).
         image_size: input side in pixels (Swin needs it at construction).
 
     Raises:
-        glcf.weights.WeightsUnavailableError: pretrained weights asked for but not available.
+        glcf.model.weights.WeightsUnavailableError: pretrained weights asked for but not available.
         ValueError: the backbone has no 4/8/16/32 pyramid.
     """
     mean, std = backbone_normalization(name)

@@ -22,7 +22,7 @@ import torch
 from timm.models.swin_transformer import SwinTransformerStage
 from torch import Tensor, nn
 
-from glcf.layers import PatchExpand, init_trunc_normal
+from glcf.model.layers import PatchExpand, init_trunc_normal
 
 __all__ = ["SwinDecoder", "heads_for_width"]
 

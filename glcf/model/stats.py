@@ -3,7 +3,7 @@
 Definition kept from the authors' ``fuse_weight.py`` (docs/model.md, Fixes): on held-out normal images, for
 each (branch, scale) map, mu = mean over images of the per-image spatial mean, sigma = mean over
 images of the per-image spatial *population* standard deviation. The maps are the smoothed,
-up-sampled per-scale maps of :func:`glcf.scoring.per_scale_maps`, so calibration and test see the
+up-sampled per-scale maps of :func:`glcf.inference.scoring.per_scale_maps`, so calibration and test see the
 same smoothing.
 """
 
