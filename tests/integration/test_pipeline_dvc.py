@@ -80,6 +80,16 @@ def test_second_repro_runs_only_the_data_stage(tiny_project: TinyProject) -> Non
     assert _json(tiny_project.run("dvc", "status", "--json")) == {f"data@{CATEGORY}": ["always changed"]}
 
 
+def test_a_code_edit_marks_every_stage_that_runs_it_changed(tiny_project: TinyProject, tmp_path: Path) -> None:
+    """Editing the smoothing (model code no stage names on its own) leaves no stage up to date."""
+    project = tiny_project.clone(tmp_path / "project")
+    smoothing = project.root / "glcf" / "smoothing.py"
+    smoothing.write_text(smoothing.read_text(encoding="utf-8") + "\n# an edit\n", encoding="utf-8")
+    status = _json(project.run("dvc", "status", "--json"))
+    assert status.pop(f"data@{CATEGORY}") == ["always changed"]
+    assert status == {f"{stage}@{CATEGORY}": [{"changed deps": {"glcf": "modified"}}] for stage in STAGES[1:]}
+
+
 def test_exp_run_on_a_second_loco_root(tiny_project: TinyProject, tmp_path: Path) -> None:
     from glcf.synth import GeneratorConfig, generate
 
