@@ -52,7 +52,9 @@ def evaluate(
     from glcf.data import DatasetLayoutError, read_category
     from glcf.evaluation import evaluate_model
     from glcf.stats import NormStats
+    from pipelines.settings import apply_torch_threads
 
+    apply_torch_threads()
     try:
         model, stats, threshold = _load(checkpoint)
         if calibration is not None:
