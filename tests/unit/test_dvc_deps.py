@@ -88,3 +88,34 @@ def test_the_closure_follows_function_level_imports() -> None:
     code = code_closure(["pipelines.stages.train"])
     assert ROOT / "glcf" / "smoothing.py" in code
     assert ROOT / "glcf" / "config.py" in code
+
+
+def test_dvc_yaml_declares_every_file_category_paths_names() -> None:
+    """The stages write where ``CategoryPaths`` says; ``dvc.yaml`` must track the same files."""
+    from pipelines.params import CategoryPaths, load_params
+
+    params = load_params(ROOT / "params.yaml")
+    category = params.data.categories[0]
+    paths = params.category_paths(category, Path())
+
+    def render(entry: str | dict) -> str:
+        text = entry if isinstance(entry, str) else next(iter(entry))
+        for key, value in vars(params.paths).items():
+            text = text.replace(f"${{paths.{key}}}", value)
+        return text.replace("${item}", category)
+
+    declared = {
+        render(entry)
+        for stage in STAGES.values()
+        for section in ("outs", "metrics", "plots")
+        for entry in stage["do"].get(section, [])
+    }
+    folders = {"prepared", "model_dir", "report_dir", "resume_dir"}  # hold outputs, are none
+    named = {
+        str(getattr(paths, name))
+        for name, value in vars(CategoryPaths).items()
+        if isinstance(value, property) and name not in folders
+    }
+    assert named - declared == set()
+    written_by_name = {f"{paths.report_dir}/per_image.csv", f"{paths.report_dir}/review.md"}
+    assert declared - named == written_by_name
