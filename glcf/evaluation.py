@@ -188,7 +188,7 @@ def evaluate_predictions(
     if anomaly_maps is not None:
         full = [
             resize_map(np.asarray(anomaly_maps[i]), s.size)
-            for i, s in enumerate(tqdm(data.test, desc="resize maps", unit="map", leave=False))
+            for i, s in enumerate(tqdm(data.test, desc="resize maps", unit="map", leave=False, disable=None))
         ]
         map_max = np.array([float(m.max()) for m in full])
         metrics["image_auroc_map_max"] = image_auroc_by_type(types, labels, map_max)

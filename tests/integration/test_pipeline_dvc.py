@@ -49,6 +49,19 @@ def test_repro_writes_every_stage_and_status_is_clean(tiny_project: TinyProject)
     assert status == {f"data@{CATEGORY}": ["always changed"]}
 
 
+def test_repro_prints_a_line_or_two_per_stage(tiny_project: TinyProject) -> None:
+    """The console of dvc repro: DVC's own lines, then each stage's summary and warnings; details go to files."""
+    lines = tiny_project.repro_output.splitlines()
+    dvc = re.compile(r"^(Running stage '|> glcf stage |Updating lock file|Use `dvc push`|$)")
+    own = [line for line in lines if not dvc.match(line)]
+    assert len(own) <= 2 * len(STAGES), "\n".join(own)
+    for stage in STAGES:
+        assert any(f"pipelines.stages.{stage}: " in line for line in own), stage
+    assert "\r" not in tiny_project.repro_output  # no progress bar
+    assert not [line for line in lines if "\x1b[" in line or line.startswith(("{", "}"))]  # no colours, no JSON
+    assert (tiny_project.root / ".run" / "logs" / f"train@{CATEGORY}.log").read_text().count("glcf.engine") >= 2
+
+
 def test_metrics_and_plots_show(tiny_project: TinyProject, tmp_path: Path) -> None:
     from pipelines.stages.evaluate import HEADLINE
 
