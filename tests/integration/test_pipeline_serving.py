@@ -349,6 +349,11 @@ def test_kill_9_of_glcf_serve_frees_the_port(tiny_project: TinyProject, tmp_path
             assert resp.status == 200
         pids = _descendants(proc.pid)
         assert pids, "the scoring server should run as child processes of glcf serve"
+        environs = [Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in pids]
+        threads = {e.split(b"=", 1)[1] for env in environs for e in env if e.startswith(b"GLCF_THREADS=")}
+        own_count = "from glcf.runtime import torch_threads; print(torch_threads())"  # in a fresh process
+        expected = tiny_project.run(sys.executable, "-c", own_count).stdout.split()[-1]
+        assert threads == {expected.encode()}  # one worker: torch's own count, passed to the server
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         killed = time.monotonic()
