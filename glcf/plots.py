@@ -8,7 +8,7 @@ pyplot, so that no global backend state is touched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +24,7 @@ from glcf.metrics.subsets import type_subsets
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "plot_gallery",
-    "plot_loss_history",
-    "plot_overlap_curves",
-    "plot_roc_curves",
-    "plot_score_histograms",
-    "select_gallery",
-]
+__all__ = ["plot_gallery", "plot_overlap_curves", "plot_roc_curves", "plot_score_histograms", "select_gallery"]
 
 _DPI = 110
 
@@ -59,22 +52,6 @@ def plot_roc_curves(
     ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
-
-
-def plot_loss_history(history: Sequence[Mapping[str, float]], path: Path, *, title: str = "Training loss") -> Path:
-    """The total loss and each of its terms (``loss/<term>``) per epoch, on a log scale."""
-    epochs = [rec["epoch"] for rec in history]
-    terms = sorted({k for rec in history for k in rec if k.startswith("loss/")})
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    for key in ["loss", *terms]:
-        values = [rec.get(key, float("nan")) for rec in history]
-        ax.plot(epochs, values, lw=2 if key == "loss" else 1.2, label=key.removeprefix("loss/"))
-    ax.set(xlabel="epoch", ylabel="loss", title=title)
-    if all(rec.get(k, 1.0) > 0 for rec in history for k in ["loss", *terms]):
-        ax.set_yscale("log")
-    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

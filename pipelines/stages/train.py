@@ -71,10 +71,29 @@ def build_training(params: PipelineParams, samples: Any) -> tuple[Any, Any]:
     return model, dataset(samples, model, cache=True)
 
 
+def plot_loss_history(history: list[dict[str, Any]], path: Path, *, title: str) -> Path:
+    """The total loss and each of its terms (``loss/<term>``) per epoch, on a log scale, as a PNG."""
+    from matplotlib.figure import Figure
+
+    epochs = [rec["epoch"] for rec in history]
+    keys = ["loss", *sorted({k for rec in history for k in rec if k.startswith("loss/")})]
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for key in keys:
+        values = [rec.get(key, float("nan")) for rec in history]
+        ax.plot(epochs, values, lw=2 if key == "loss" else 1.2, label=key.removeprefix("loss/"))
+    ax.set(xlabel="epoch", ylabel="loss", title=title)
+    if all(rec.get(k, 1.0) > 0 for rec in history for k in keys):
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight", format="png")
+    return path
+
+
 def write_training(paths: CategoryPaths, model: Any, result: Any, extra: dict[str, Any], n_images: int) -> dict:
     """The stage's files: ``model.pt``, ``history.csv``, ``loss.png`` and ``train_metrics.json`` (returned)."""
     from glcf.checkpoint import save_checkpoint
-    from glcf.plots import plot_loss_history
 
     history = result.history
     save_checkpoint(paths.checkpoint, model, epoch=result.final_epoch, history=history, extra=extra)
