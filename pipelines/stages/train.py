@@ -149,7 +149,8 @@ def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = 
         run_id = run.info.run_id
     shutil.rmtree(resume_dir, ignore_errors=True)
     where = paths.checkpoint.relative_to(paths.root)
-    done = f"{result.final_epoch} epochs in {result.seconds:.0f} s, final loss {summary['final_loss']:.4g}"
+    epochs = f"{result.final_epoch} epoch{'' if result.final_epoch == 1 else 's'}"
+    done = f"{epochs} in {result.seconds:.0f} s, final loss {summary['final_loss']:.4g}"
     logger.info("%s: %s -> %s", paths.category, done, where)
     return TrainResult(
         checkpoint=paths.checkpoint,
