@@ -23,9 +23,37 @@ __all__ = [
     "seed_everything",
     "seed_worker",
     "set_rng_state",
+    "set_torch_threads",
+    "torch_threads",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: torch's own intra-op thread count at start-up (``OMP_NUM_THREADS``, else the cores it sees).
+_STARTUP_THREADS = torch.get_num_threads()
+
+
+def torch_threads(threads: int | None = None, *, share: int = 1) -> int:
+    """The intra-op thread count to use: ``threads``, else torch's start-up count split ``share`` ways.
+
+    Args:
+        threads: an explicit count (a setting), or None for the default.
+        share: processes or threads that run torch side by side on this machine's cores (Prefect
+            categories in parallel, server workers); each gets its part, at least one thread.
+    """
+    if threads is None:
+        return max(1, _STARTUP_THREADS // max(1, share))
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        msg = f"threads must be a positive integer, got {threads!r}"
+        raise ValueError(msg)
+    return threads
+
+
+def set_torch_threads(threads: int | None = None, *, share: int = 1) -> int:
+    """Set torch's intra-op threads (:func:`torch_threads`) for this thread and the threads it starts."""
+    count = torch_threads(threads, share=share)
+    torch.set_num_threads(count)
+    return count
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -264,6 +264,10 @@ class CategoryPaths:
         return self.model_dir / "history.csv"
 
     @property
+    def loss_plot(self) -> Path:
+        return self.model_dir / "loss.png"
+
+    @property
     def run_info(self) -> Path:
         return self.model_dir / "mlflow_run.json"
 
@@ -277,7 +281,13 @@ class CategoryPaths:
 
     @property
     def metrics(self) -> Path:
+        """Every figure of the evaluation (the registry and the promotion review read it)."""
         return self.report_dir / "metrics.json"
+
+    @property
+    def headline(self) -> Path:
+        """The dozen headline figures: the DVC metrics of the category."""
+        return self.report_dir / "headline.json"
 
     @property
     def roc(self) -> Path:

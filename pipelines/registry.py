@@ -100,7 +100,7 @@ def download_detector(name: str, version: str, dst: Path) -> Any:
     """
     import mlflow
 
-    from glcf.inference.detector import Detector
+    from glcf.inference.detector import BUNDLE_FILE, Detector
 
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(dst)))
-    return Detector(local / "artifacts" / "bundle.pt")
+    return Detector(local / "artifacts" / BUNDLE_FILE)

@@ -11,7 +11,10 @@ To extend: add a typed field whose name is the environment variable in lower cas
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,7 +23,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Settings", "get_settings", "redact_url"]
+__all__ = [
+    "THREADS_VARIABLE",
+    "Settings",
+    "apply_torch_threads",
+    "get_settings",
+    "redact_url",
+    "threads_shared_by",
+    "torch_threads_setting",
+]
 
 
 def redact_url(url: str | None) -> str | None:
@@ -93,6 +104,10 @@ class Settings(BaseSettings):
     glcf_gpu_pool: str = "glcf-gpu"  # Prefect work pool of GPU workers (glcf deploy --gpu)
     glcf_gpu_count: int = Field(default=1, ge=1, le=1024)  # concurrency limit of the GPU pool: one run per GPU
 
+    # torch's intra-op threads per process (training, calibration, evaluation, serving, predict); None: torch's
+    # own count split between the processes or threads that run side by side (docs/threads.md)
+    glcf_threads: int | None = Field(default=None, ge=1, le=1024)
+
     @field_validator("glcf_cpu_pool", "glcf_gpu_pool")
     @classmethod
     def _check_pool(cls, value: str) -> str:
@@ -149,3 +164,44 @@ def get_settings(**overrides: Any) -> Settings:
         pydantic.ValidationError: a variable has a bad value; the message names the field.
     """
     return Settings(**overrides)
+
+
+#: The variable of :attr:`Settings.glcf_threads`; child processes (Dask workers, the scoring server) get it.
+THREADS_VARIABLE = "GLCF_THREADS"
+
+
+def torch_threads_setting(share: int = 1) -> int:
+    """``GLCF_THREADS``, else torch's own thread count split between ``share`` side-by-side runs."""
+    from glcf.runtime import torch_threads
+
+    return torch_threads(get_settings().glcf_threads, share=share)
+
+
+def apply_torch_threads(share: int = 1) -> int:
+    """Set torch's intra-op threads of the calling thread (and those it starts): :func:`torch_threads_setting`.
+
+    Returns:
+        The thread count now in use.
+    """
+    from glcf.runtime import set_torch_threads
+
+    return set_torch_threads(torch_threads_setting(share))
+
+
+@contextlib.contextmanager
+def threads_shared_by(share: int) -> Iterator[int]:
+    """Pin ``GLCF_THREADS`` to each run's part while ``share`` runs use the cores side by side.
+
+    Processes started meanwhile (local Dask workers) inherit it, and each stage applies it in its
+    own thread; the variable is restored afterwards.
+    """
+    count = torch_threads_setting(share)
+    previous = os.environ.get(THREADS_VARIABLE)
+    os.environ[THREADS_VARIABLE] = str(count)
+    try:
+        yield count
+    finally:
+        if previous is None:
+            os.environ.pop(THREADS_VARIABLE, None)
+        else:
+            os.environ[THREADS_VARIABLE] = previous

@@ -168,7 +168,7 @@ def evaluate_predictions(
     if anomaly_maps is not None:
         full = [
             resize_map(np.asarray(anomaly_maps[i]), s.size)
-            for i, s in enumerate(tqdm(data.test, desc="resize maps", unit="map", leave=False))
+            for i, s in enumerate(tqdm(data.test, desc="resize maps", unit="map", leave=False, disable=None))
         ]
         loc = _map_metrics(metrics, summary, data, full, loco_masks, spro_limits, pro_limit)
     if thr is not None:

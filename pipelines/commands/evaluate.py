@@ -55,7 +55,9 @@ def evaluate(
     from glcf.metrics import Threshold
     from glcf.model.checkpoint import CheckpointError
     from glcf.model.stats import NormStats
+    from pipelines.settings import apply_torch_threads
 
+    apply_torch_threads()
     try:
         model, stats, threshold = _load(checkpoint)
         if calibration is not None:

@@ -27,8 +27,10 @@ def predict(
     log = logging.getLogger("glcf")
     from pipelines import tracking
     from pipelines.predict import ModelNotFoundError, predict_files
+    from pipelines.settings import apply_torch_threads
 
     tracking.configure_tracking(loaded.root)
+    apply_torch_threads()
     try:
         rows = predict_files(loaded.model_name(category), alias, images, map_dir=map_dir)
     except (ModelNotFoundError, ValueError) as exc:

@@ -2,17 +2,16 @@
 
 Runs ``mlflow models serve -m models:/<prefix>-<category>@<alias> --env-manager local`` against the
 tracking store the pipeline uses (``MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the project), with
-this environment's ``bin/`` first on PATH (the server starts ``uvicorn`` from there). The request and
-answer format is described in ``pipelines/serving/model_code.py``.
+this environment's ``bin/`` first on PATH (the server starts ``uvicorn`` from there). The server never
+outlives ``glcf serve`` (``pipelines/serving/process.py``). The request and answer format is described
+in ``pipelines/serving/model_code.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -32,36 +31,18 @@ def serve_command(model_uri: str, host: str, port: int, workers: int = 1) -> lis
     ]  # fmt: skip
 
 
-def server_env() -> dict[str, str]:
-    """This environment with its ``bin/`` first on PATH (else ``uvicorn: not found``)."""
+def server_env(workers: int = 1) -> dict[str, str]:
+    """This environment with its ``bin/`` first on PATH (else ``uvicorn: not found``) and ``GLCF_THREADS``.
+
+    Each of the ``workers`` server processes scores with its part of torch's threads, unless
+    ``GLCF_THREADS`` says otherwise.
+    """
+    from pipelines.settings import THREADS_VARIABLE, torch_threads_setting
+
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env[THREADS_VARIABLE] = str(torch_threads_setting(share=workers))
     return env
-
-
-def run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> int:
-    """Run ``cmd`` until it exits; SIGINT/SIGTERM/SIGHUP go to it; returns its exit code.
-
-    The server runs in its own process group (``mlflow`` starts ``uvicorn`` as a child): a signal
-    goes to the whole group, so no worker outlives ``glcf serve``.
-    """
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-
-    def forward(signum: int, _frame: object) -> None:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        return proc.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait()
 
 
 def serve(
@@ -82,6 +63,15 @@ def serve(
         if not CATEGORY_RE.match(value):
             log.error("serve: %s must be a simple name (letters, digits, _ - .), got %r", what, value)
             raise typer.Exit(2)
+    from pipelines.serving.process import PortUnavailableError, check_bindable, ping_url, run_server
+
+    bind = host or loaded.serve.host
+    bind_port = port if port is not None else loaded.serve.port
+    try:
+        check_bindable(bind, bind_port)  # before the registry and the model: a taken port fails at once
+    except PortUnavailableError as exc:
+        log.error("serve: %s", exc)
+        raise typer.Exit(2) from None
     from pipelines import registry, tracking
 
     root = loaded.root
@@ -95,10 +85,14 @@ def serve(
             name, alias, root / tracking.DEFAULT_DB, category,
         )  # fmt: skip
         raise typer.Exit(2)
-    bind = host or loaded.serve.host
-    bind_port = port if port is not None else loaded.serve.port
     uri = f"models:/{name}@{alias}"
-    log.info("serving %s (version %s) on http://%s:%d/invocations", uri, version.version, bind, bind_port)
-    code = run_forwarding_signals(serve_command(uri, bind, bind_port, workers), server_env())
+    log.info("loading %s (version %s) ...", uri, version.version)
+
+    def ready() -> None:
+        log.info("serving %s (version %s) on http://%s:%d/invocations", uri, version.version, bind, bind_port)
+
+    cmd = serve_command(uri, bind, bind_port, workers)
+    code = run_server(cmd, server_env(workers), ping_url(bind, bind_port), ready)
     if code not in (0, -signal.SIGINT, -signal.SIGTERM):
+        log.error("serve: the scoring server exited with code %d (its output is above)", code)
         raise typer.Exit(code if code > 0 else 1)

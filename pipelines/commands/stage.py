@@ -25,19 +25,37 @@ def expected_failure(exc: BaseException) -> bool:
     return isinstance(exc, tuple(kinds))
 
 
+#: MLflow's warnings that do not apply to the stages (kept in the stage's log file, off the console):
+#: the served model declares its signature, and its requirements are pinned (no pip in a uv environment).
+MLFLOW_NOISE = ("Add type hints to the `predict` method", "Failed to resolve installed pip version")
+
+
+def quiet_libraries() -> None:
+    """MLflow logs through the stage's handlers (warnings only, no colours) and shows no progress bars.
+
+    Set before MLflow is imported: it reads these when it configures its loggers.
+    """
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # no "View run at ..." line
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def stage(
     name: Annotated[str, typer.Argument(help="data | prepare | train | calibrate | evaluate | register | promote")],
     category: Annotated[str, typer.Argument(help="a category listed in data.categories")],
     params: Annotated[Path, typer.Option("--params", "-p", help="parameter file")] = Path("params.yaml"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the stage's result as JSON on stdout")] = False,
 ) -> None:
-    """Run one stage of the pipeline for one category; prints its result as JSON."""
-    from pipelines.logs import setup_logging
+    """Run one stage of the pipeline for one category: a line or two on the console.
+
+    Each INFO line of every module goes to ``.run/logs/<name>@<category>.log`` beside the params file.
+    """
+    from pipelines.logs import setup_stage_logging
     from pipelines.stages.runner import result_dict, run_stage
 
-    setup_logging()
-    # stdout carries the stage's JSON result only: no "View run at ..." line from MLflow
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    setup_stage_logging(name, params.resolve().parent / ".run" / "logs" / f"{name}@{category}.log", MLFLOW_NOISE)
+    quiet_libraries()
     try:
         result = run_stage(name, category, params, progress=not quiet and sys.stderr.isatty())
     except Exception as exc:
@@ -49,4 +67,5 @@ def stage(
         log.debug("traceback", exc_info=True)
         log.error("stage %s@%s failed: %s", name, category, exc)
         raise typer.Exit(2) from None
-    typer.echo(json.dumps(result_dict(result), indent=2, default=str))
+    if as_json:
+        typer.echo(json.dumps(result_dict(result), indent=2, default=str))

@@ -191,6 +191,13 @@ def run_pipeline(
     dask_address: str | None = None,
     dvc_commit: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Run the parent flow with the chosen task runner."""
+    """Run the parent flow with the chosen task runner.
+
+    ``max_workers`` categories share the cores: each stage runs with its part of torch's threads
+    (``GLCF_THREADS`` overrides; workers of a cluster given by address use their own environment).
+    """
+    from pipelines.settings import threads_shared_by
+
     chosen = pipeline_flow.with_options(task_runner=task_runner(runner, max_workers, dask_address))
-    return chosen(categories=categories, params_file=params_file, stages=stages, dvc_commit=dvc_commit)
+    with threads_shared_by(max(1, max_workers)):
+        return chosen(categories=categories, params_file=params_file, stages=stages, dvc_commit=dvc_commit)

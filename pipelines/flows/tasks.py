@@ -78,19 +78,9 @@ def artifact_key(kind: str, category: str) -> str:
     return f"glcf-{kind}-{cleaned}"
 
 
-HEADLINE = (
-    "image_auroc_total",
-    "image_auroc_logical_anomalies",
-    "image_auroc_structural_anomalies",
-    "image_auroc_mean",
-    "image_auroc_map_max_total",
-    "pixel_auroc",
-    "spro_0.05_mean",
-    "pro_0.3_total",
-    "f1_total",
-)
-
-
 def metrics_markdown(category: str, summary: dict[str, float]) -> str:
-    rows = [f"| {name} | {summary[name]:.4f} |" for name in HEADLINE if summary.get(name) is not None]
+    """The Prefect artifact of an evaluation: the headline figures (``pipelines.stages.evaluate.HEADLINE``)."""
+    from pipelines.stages.evaluate import HEADLINE
+
+    rows = [f"| {name} | {summary[name]:.4f} |" for name in HEADLINE.values() if summary.get(name) is not None]
     return "\n".join([f"# {category}: test metrics", "", "| metric | value |", "|---|---|", *rows]) + "\n"

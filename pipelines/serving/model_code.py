@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 logger = logging.getLogger("glcf.serving")
 
+#: torch's intra-op threads of each server process (``pipelines.settings.THREADS_VARIABLE``; this file runs
+#: without the pipelines package, so it names the variable itself and a unit test checks the two agree).
+THREADS_VARIABLE = "GLCF_THREADS"
 DEFAULT_LIMITS = {"max_image_bytes": 20_000_000, "max_image_pixels": 40_000_000, "max_batch": 32}
 
 
@@ -44,7 +48,8 @@ class GLCFServedModel(mlflow.pyfunc.PythonModel):
         from glcf.inference.detector import Detector
 
         bundle = Path(context.artifacts["bundle"])
-        self.detector = Detector(bundle)
+        threads = os.environ.get(THREADS_VARIABLE)  # set by glcf serve; unset: torch's own count
+        self.detector = Detector(bundle, threads=int(threads) if threads else None)
         config = dict(context.model_config or {})
         self.limits = {k: int(config.get(k, v)) for k, v in DEFAULT_LIMITS.items()}
         self.category = config.get("category", "")

@@ -83,5 +83,8 @@ def run_data(params: PipelineParams, paths: CategoryPaths, *, progress: bool = T
         counts = sync_tree(src, paths.data, progress=progress)
         source = str(src)
     files, copied, removed = counts
-    logger.info("%s: %d files from %s (%d written, %d removed)", paths.data, files, source, copied, removed)
+    where = paths.data.relative_to(paths.root)
+    logger.info(
+        "%s: %d files from %s (%d written, %d removed) -> %s", paths.category, files, source, copied, removed, where
+    )
     return DataResult(paths.data, source, files, copied, removed)

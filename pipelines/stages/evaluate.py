@@ -1,7 +1,8 @@
 """Stage ``evaluate``: every metric of the field on the test split, plots and per-image scores.
 
-Writes ``reports/<category>/metrics.json`` (DVC metrics), ``per_image.csv``, PNG plots and one ROC
-table per anomaly type under ``roc/`` (DVC plots), and logs all of it to the category's MLflow run.
+Writes ``reports/<category>/headline.json`` (the DVC metrics: a dozen headline figures),
+``metrics.json`` (every figure), ``per_image.csv``, PNG plots (DVC image plots) and one ROC table per
+anomaly type under ``roc/``, and logs all of it to the category's MLflow run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,27 @@ from pipelines.params import CategoryPaths, PipelineParams
 from pipelines.stages.common import load_prepared, numeric_summary
 
 logger = logging.getLogger(__name__)
+
+
+#: The headline of an evaluation (``headline.json``, the DVC metrics): short name -> ``metrics.json`` summary
+#: key; short, so that ``dvc metrics show`` fits one line per category. ``threshold`` comes from calibration.
+HEADLINE = {
+    "auroc": "image_auroc_total",
+    "logical": "image_auroc_logical_anomalies",
+    "structural": "image_auroc_structural_anomalies",
+    "local": "image_auroc_local_total",
+    "global": "image_auroc_global_total",
+    "pixel_auroc": "pixel_auroc",
+    "spro_0.05": "spro_0.05_mean",
+    "f1": "f1_total",
+    "fpr_good": "false_alarm_rate_good",
+    "fpr_target": "false_alarm_target",
+}
+
+
+def headline(summary: dict[str, float], threshold: float) -> dict[str, float]:
+    """The headline figures the evaluation has (a layout without masks has no pixel figures)."""
+    return {short: summary[key] for short, key in HEADLINE.items() if key in summary} | {"threshold": threshold}
 
 
 @dataclass(frozen=True)
@@ -105,6 +127,8 @@ def run_evaluate(params: PipelineParams, paths: CategoryPaths, *, progress: bool
         tracking.log_dir(paths.plots, "evaluation/plots")
         tracking.log_dir(paths.roc, "evaluation/roc")
         mlflow.set_tag("glcf.test_split_hash", manifest["hashes"]["test"])
-    headline = {k: round(v, 4) for k, v in summary.items() if k.startswith("image_auroc_") and k.count("_") <= 3}
-    logger.info("%s: %s", paths.category, headline)
+    figures = headline(summary, threshold.value)
+    write_json(paths.headline, figures)
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items() if k in ("auroc", "logical", "structural", "fpr_good"))
+    logger.info("%s: %s -> %s", paths.category, shown, paths.report_dir.relative_to(paths.root))
     return EvaluateResult(paths.metrics, summary)

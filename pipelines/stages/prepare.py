@@ -75,6 +75,7 @@ def run_prepare(params: PipelineParams, paths: CategoryPaths, *, progress: bool 
         "splits": splits,
     }
     write_json(paths.manifest, manifest)
-    logger.info("%s: %s", paths.manifest, data.summary())
     counts = {k: v for k, v in data.summary().items() if k != "defects"}
+    split_sizes = f"{counts['train']} train, {counts['validation']} validation, {counts['test']} test images"
+    logger.info("%s: %s -> %s", paths.category, split_sizes, paths.manifest.relative_to(paths.root))
     return PrepareResult(paths.manifest, counts, hashes)

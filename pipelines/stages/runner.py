@@ -39,11 +39,14 @@ def run_stage(
         root: the project root the paths are relative to (default: the params file's folder).
         progress: show progress bars.
     """
+    from pipelines.settings import apply_torch_threads
+
     if not isinstance(params, PipelineParams):
         params = load_params(params)
     paths = params.category_paths(category, root)
     fn = stage_function(name)
-    logger.info("stage %s@%s", name, category)
+    threads = apply_torch_threads()  # in this thread: a Prefect task runs in a thread of the flow's pool
+    logger.info("stage %s@%s (%d torch threads)", name, category, threads)
     return fn(params, paths, progress=progress)
 
 

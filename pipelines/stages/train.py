@@ -71,11 +71,50 @@ def build_training(params: PipelineParams, samples: Any) -> tuple[Any, Any]:
     return model, dataset(samples, model, cache=True)
 
 
+def plot_loss_history(history: list[dict[str, Any]], path: Path, *, title: str) -> Path:
+    """The total loss and each of its terms (``loss/<term>``) per epoch, on a log scale, as a PNG."""
+    from matplotlib.figure import Figure
+
+    epochs = [rec["epoch"] for rec in history]
+    keys = ["loss", *sorted({k for rec in history for k in rec if k.startswith("loss/")})]
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for key in keys:
+        values = [rec.get(key, float("nan")) for rec in history]
+        ax.plot(epochs, values, lw=2 if key == "loss" else 1.2, label=key.removeprefix("loss/"))
+    ax.set(xlabel="epoch", ylabel="loss", title=title)
+    if all(rec.get(k, 1.0) > 0 for rec in history for k in keys):
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight", format="png")
+    return path
+
+
+def write_training(paths: CategoryPaths, model: Any, result: Any, extra: dict[str, Any], n_images: int) -> dict:
+    """The stage's files: ``model.pt``, ``history.csv``, ``loss.png`` and ``train_metrics.json`` (returned)."""
+    from glcf.model.checkpoint import save_checkpoint
+
+    history = result.history
+    save_checkpoint(paths.checkpoint, model, epoch=result.final_epoch, history=history, extra=extra)
+    _write_history(paths.history, history)
+    plot_loss_history(history, paths.loss_plot, title=f"{paths.category}: training loss")
+    summary = {
+        "epochs": result.final_epoch,
+        "resumed_from_epoch": result.final_epoch - result.epochs_run,
+        "seconds": round(result.seconds, 3),
+        "images_per_second": round(result.images_per_second, 3),
+        "final_loss": history[-1]["loss"] if history else float("nan"),
+        "train_images": n_images,
+    }
+    write_json(paths.train_metrics, summary)
+    return summary
+
+
 def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> TrainResult:
     """Train one category; resumes an interrupted run with the same settings and data."""
     import mlflow
 
-    from glcf.model.checkpoint import save_checkpoint
     from glcf.training.engine import CHECKPOINT_NAME, fit
     from pipelines import tracking
 
@@ -93,10 +132,7 @@ def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = 
     with tracking.category_run(
         params, paths, stage="train", data_hash=manifest["hashes"]["data"], new_train_id=train_id
     ) as run:
-        if resume is None:
-            mlflow.set_tag("glcf.resumed", "false")
-        else:
-            mlflow.set_tag("glcf.resumed", "true")
+        mlflow.set_tag("glcf.resumed", "false" if resume is None else "true")
         result = fit(
             model,
             train_set,
@@ -106,28 +142,16 @@ def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = 
             on_epoch_end=lambda rec: mlflow.log_metrics(_epoch_metrics(rec), step=int(rec["epoch"])),
             progress=progress,
         )
-        history = result.history
-        save_checkpoint(
-            paths.checkpoint,
-            model,
-            epoch=result.final_epoch,
-            history=history,
-            extra={"category": paths.category, "train_id": train_id, "data_hash": manifest["hashes"]["data"]},
-        )
-        _write_history(paths.history, history)
-        summary = {
-            "epochs": result.final_epoch,
-            "resumed_from_epoch": result.final_epoch - result.epochs_run,
-            "seconds": round(result.seconds, 3),
-            "images_per_second": round(result.images_per_second, 3),
-            "final_loss": history[-1]["loss"] if history else float("nan"),
-            "train_images": len(train_set),
-        }
-        write_json(paths.train_metrics, summary)
+        extra = {"category": paths.category, "train_id": train_id, "data_hash": manifest["hashes"]["data"]}
+        summary = write_training(paths, model, result, extra, len(train_set))
         mlflow.log_metrics({f"train.final.{k}": float(v) for k, v in summary.items()})
         write_json(paths.run_info, {"train_id": train_id, "run_id": run.info.run_id})
         run_id = run.info.run_id
     shutil.rmtree(resume_dir, ignore_errors=True)
+    where = paths.checkpoint.relative_to(paths.root)
+    epochs = f"{result.final_epoch} epoch{'' if result.final_epoch == 1 else 's'}"
+    done = f"{epochs} in {result.seconds:.0f} s, final loss {summary['final_loss']:.4g}"
+    logger.info("%s: %s -> %s", paths.category, done, where)
     return TrainResult(
         checkpoint=paths.checkpoint,
         train_id=train_id,

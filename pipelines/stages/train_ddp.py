@@ -28,9 +28,11 @@ from pipelines.params import CategoryPaths, PipelineParams, load_params
 def follow_train(params: PipelineParams, paths: CategoryPaths) -> None:
     """A rank other than 0: the model and data of ``run_train``, training only (rank 0 tracks and writes)."""
     from glcf.training.engine import fit
+    from pipelines.settings import apply_torch_threads
     from pipelines.stages.common import load_prepared
     from pipelines.stages.train import build_training
 
+    apply_torch_threads()
     data, _ = load_prepared(params, paths)
     model, train_set = build_training(params, data.train)  # rank 0's model and data (DDP also broadcasts weights)
     fit(model, train_set, params.glcf.train, progress=False)

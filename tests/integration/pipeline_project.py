@@ -94,6 +94,7 @@ class TinyProject:
     root: Path
     env: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
+    repro_output: str = ""  # what the first ``dvc repro`` printed (stdout, then stderr)
 
     @property
     def params_file(self) -> Path:
@@ -207,6 +208,7 @@ def shared_tiny_project(tmp_path_factory: pytest.TempPathFactory) -> TinyProject
         t0 = time.monotonic()
         project = build_project(root)
         project.timings["copy"] = round(time.monotonic() - t0, 1)
-        project.timed("dvc_repro", "dvc", "repro")
+        proc = project.timed("dvc_repro", "dvc", "repro")
+        project.repro_output = proc.stdout + proc.stderr
         _BUILT["tiny"] = project
     return _BUILT["tiny"]

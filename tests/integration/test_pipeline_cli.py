@@ -60,6 +60,32 @@ def test_predict_scores_files_with_the_champion(tiny_project: TinyProject, tmp_p
     assert "has no alias @nope" in no_alias.stderr
 
 
+def test_detector_from_registry_loads_the_champion_in_one_call(tiny_project: TinyProject, tmp_path: Path) -> None:
+    import torch
+
+    from glcf.inference.detector import Detector
+
+    files = sorted((tiny_project.root / "data" / "raw" / CATEGORY / "test").glob("*/000.png"))
+    local = tiny_project.download_model(MODEL, "champion", tmp_path / "champion")
+    expected = [d.score for d in Detector(local / "artifacts" / "bundle.pt").score(files)]
+    threads = torch.get_num_threads()
+    try:
+        champion = Detector.from_registry(
+            f"models:/{MODEL}@champion", tracking_uri=tiny_project.tracking_uri, threads=1
+        )
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert [d.score for d in champion.score(files)] == pytest.approx(expected, rel=1e-6)
+    by_version = Detector.from_registry(f"models:/{MODEL}/1", tracking_uri=tiny_project.tracking_uri)
+    assert by_version.threshold == champion.threshold
+    for uri in (f"models:/{MODEL}@nope", f"models:/{MODEL}/99", "models:/no-such-model@champion"):
+        with pytest.raises(ValueError, match=uri):
+            Detector.from_registry(uri, tracking_uri=tiny_project.tracking_uri)
+    with pytest.raises(ValueError, match="expected models:/<name>@<alias>"):
+        Detector.from_registry(f"runs:/{MODEL}", tracking_uri=tiny_project.tracking_uri)
+
+
 def test_benchmark_runs_every_variant_as_nested_runs(tiny_project: TinyProject, tmp_path: Path) -> None:
     project = tiny_project.clone(tmp_path / "project")
     versions_before = project.registry_state(MODEL)

@@ -49,24 +49,64 @@ def test_repro_writes_every_stage_and_status_is_clean(tiny_project: TinyProject)
     assert status == {f"data@{CATEGORY}": ["always changed"]}
 
 
-def test_metrics_and_plots_show(tiny_project: TinyProject) -> None:
+def test_repro_prints_a_line_or_two_per_stage(tiny_project: TinyProject) -> None:
+    """The console of dvc repro: DVC's own lines, then each stage's summary and warnings; details go to files."""
+    lines = tiny_project.repro_output.splitlines()
+    dvc = re.compile(r"^(Running stage '|> glcf stage |Updating lock file|Use `dvc push`|$)")
+    own = [line for line in lines if not dvc.match(line)]
+    assert len(own) <= 2 * len(STAGES), "\n".join(own)
+    for stage in STAGES:
+        assert any(f"pipelines.stages.{stage}: " in line for line in own), stage
+    assert "\r" not in tiny_project.repro_output  # no progress bar
+    assert not [line for line in lines if "\x1b[" in line or line.startswith(("{", "}"))]  # no colours, no JSON
+    assert (tiny_project.root / ".run" / "logs" / f"train@{CATEGORY}.log").read_text().count(
+        "glcf.training.engine"
+    ) >= 2
+
+
+def test_metrics_and_plots_show(tiny_project: TinyProject, tmp_path: Path) -> None:
+    from pipelines.stages.evaluate import HEADLINE
+
     shown = _json(tiny_project.run("dvc", "metrics", "show", "--json"))
     files = shown[""]["data"]
-    written = json.loads((tiny_project.root / "reports" / CATEGORY / "metrics.json").read_text())
-    reported = files[f"reports/{CATEGORY}/metrics.json"]["data"]["summary"]
-    assert reported == written["summary"]
-    assert files[f"models/{CATEGORY}/train_metrics.json"]["data"]["epochs"] == 2
+    headline_file = f"reports/{CATEGORY}/headline.json"
+    assert set(files) == {headline_file}  # the headline only: no training, no per-type details
+    reported = files[headline_file]["data"]
+    summary = json.loads((tiny_project.root / "reports" / CATEGORY / "metrics.json").read_text())["summary"]
+    calibration = json.loads((tiny_project.root / "models" / CATEGORY / "calibration.json").read_text())
+    assert reported == {short: summary[key] for short, key in HEADLINE.items()} | {
+        "threshold": calibration["threshold"]["value"]
+    }
+    assert len(reported) <= 12
+    table = tiny_project.run("dvc", "metrics", "show").stdout.splitlines()
+    assert any(line.startswith(headline_file) for line in table)
+    assert max(map(len, table)) <= 200, table
     plots = _json(tiny_project.run("dvc", "plots", "show", "--json"))["data"]
     expected = {
-        f"models/{CATEGORY}/history.csv",
-        f"reports/{CATEGORY}/roc/total.csv",
+        f"models/{CATEGORY}/loss.png",
         f"reports/{CATEGORY}/plots/roc.png",
         f"reports/{CATEGORY}/plots/gallery.png",
     }
     assert expected <= set(plots)
-    history = plots[f"models/{CATEGORY}/history.csv"][0]
-    assert history["type"] == "vega"
+    assert {p["type"] for entries in plots.values() for p in entries} == {"image"}  # no vega: no script to fetch
     assert "errors" not in json.dumps(plots)
+    tiny_project.run("dvc", "plots", "show", "-o", str(tmp_path / "dvc_plots"))
+    page = (tmp_path / "dvc_plots" / "index.html").read_text()
+    assert "<script" not in page
+    assert page.count("<img") >= len(expected)
+
+
+def test_metrics_diff_reads_the_committed_run(tiny_project: TinyProject, tmp_path: Path) -> None:
+    project = tiny_project.clone(tmp_path / "project")
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "-q", "-m", "tiny project after dvc repro")
+    assert _json(project.run("dvc", "metrics", "diff", "--json")) == {}
+    headline = project.root / "reports" / CATEGORY / "headline.json"
+    figures = json.loads(headline.read_text())
+    headline.write_text(json.dumps(figures | {"auroc": 0.5}))
+    diff = _json(project.run("dvc", "metrics", "diff", "--json"))
+    changed = diff[f"reports/{CATEGORY}/headline.json"]
+    assert changed == {"auroc": {"old": figures["auroc"], "new": 0.5, "diff": 0.5 - figures["auroc"]}}
 
 
 def test_second_repro_runs_only_the_data_stage(tiny_project: TinyProject) -> None:
@@ -78,6 +118,16 @@ def test_second_repro_runs_only_the_data_stage(tiny_project: TinyProject) -> Non
         assert f"Stage '{stage}@{CATEGORY}' didn't change, skipping" in proc.stdout
     assert (tiny_project.root / "dvc.lock").read_text() == lock_before
     assert _json(tiny_project.run("dvc", "status", "--json")) == {f"data@{CATEGORY}": ["always changed"]}
+
+
+def test_a_code_edit_marks_every_stage_that_runs_it_changed(tiny_project: TinyProject, tmp_path: Path) -> None:
+    """Editing the smoothing (model code no stage names on its own) leaves no stage up to date."""
+    project = tiny_project.clone(tmp_path / "project")
+    smoothing = project.root / "glcf" / "inference" / "smoothing.py"
+    smoothing.write_text(smoothing.read_text(encoding="utf-8") + "\n# an edit\n", encoding="utf-8")
+    status = _json(project.run("dvc", "status", "--json"))
+    assert status.pop(f"data@{CATEGORY}") == [{"changed deps": {"glcf": "modified"}}, "always changed"]
+    assert status == {f"{stage}@{CATEGORY}": [{"changed deps": {"glcf": "modified"}}] for stage in STAGES[1:]}
 
 
 def test_exp_run_on_a_second_loco_root(tiny_project: TinyProject, tmp_path: Path) -> None:

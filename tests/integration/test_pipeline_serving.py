@@ -13,6 +13,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -314,9 +315,76 @@ def test_pyfunc_loads_in_a_clean_offline_process(
 
 
 def test_serve_refuses_a_missing_alias(tiny_project: TinyProject) -> None:
-    proc = tiny_project.run("glcf", "serve", "--category", CATEGORY, "--alias", "nope", "--port", "1", check=False)
+    port = str(free_port())
+    proc = tiny_project.run("glcf", "serve", "--category", CATEGORY, "--alias", "nope", "--port", port, check=False)
     assert proc.returncode == 2
     assert f"{MODEL!r} has no alias @nope" in proc.stderr
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_kill_9_of_glcf_serve_frees_the_port(tiny_project: TinyProject, tmp_path: Path) -> None:
+    """No forwarding is possible: the server must still end with its parent; "serving" means answering."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    cmd = [str(BIN / "glcf"), "serve", "--category", CATEGORY, "--port", str(port)]
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, cwd=tiny_project.root, env=tiny_project.env, stdout=fh, stderr=subprocess.STDOUT)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while "INFO glcf: serving models:/" not in log.read_text():
+            assert proc.poll() is None, f"glcf serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
+            assert time.monotonic() < deadline, f"no serving line in 240 s:\n{log.read_text()[-4000:]}"
+            time.sleep(0.1)
+        with OPENER.open(f"http://127.0.0.1:{port}/ping", timeout=5) as resp:  # announced: it answers
+            assert resp.status == 200
+        pids = _descendants(proc.pid)
+        assert pids, "the scoring server should run as child processes of glcf serve"
+        environs = [Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in pids]
+        threads = {e.split(b"=", 1)[1] for env in environs for e in env if e.startswith(b"GLCF_THREADS=")}
+        own_count = "from glcf.runtime import torch_threads; print(torch_threads())"  # in a fresh process
+        expected = tiny_project.run(sys.executable, "-c", own_count).stdout.split()[-1]
+        assert threads == {expected.encode()}  # one worker: torch's own count, passed to the server
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        killed = time.monotonic()
+        while not _bindable(port) and time.monotonic() - killed < 5:
+            time.sleep(0.05)
+        assert _bindable(port), f"port {port} still held 5 s after kill -9 of glcf serve"
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"]
+        while alive and time.monotonic() - killed < 10:
+            time.sleep(0.1)
+            alive = [pid for pid in alive if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"]
+        assert not alive, f"left running after kill -9 of glcf serve: {alive}"
+    finally:
+        for pid in [proc.pid, *pids]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_taken_port_fails_at_once_in_one_line(tiny_project: TinyProject) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        t0 = time.monotonic()
+        proc = tiny_project.run("glcf", "serve", "--category", CATEGORY, "--port", str(port), check=False, timeout=60)
+        elapsed = time.monotonic() - t0
+    assert proc.returncode == 2
+    assert elapsed < 5, f"a taken port took {elapsed:.1f} s to fail"
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"cannot serve on 127.0.0.1:{port}: already in use" in lines[0]
 
 
 def test_sigterm_stops_the_server_and_its_workers(server: Server) -> None:

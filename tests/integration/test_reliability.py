@@ -213,10 +213,10 @@ def killed(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) ->
     assert proc.returncode == -signal.SIGKILL
     after = checkpoint_epoch(resume_root)
     assert after is not None
-    resumed = project.run("glcf", "stage", "train", CATEGORY, timeout=900)
-    return Killed(
-        project, epochs, after[0], seen[0], log_path.read_text(), stage_result(resumed.stdout), resumed.stderr
-    )
+    resumed = project.run("glcf", "stage", "train", CATEGORY, "--json", timeout=900)
+    details = (project.root / ".run" / "logs" / f"train@{CATEGORY}.log").read_text()  # every module's INFO lines
+    output = resumed.stderr + details
+    return Killed(project, epochs, after[0], seen[0], log_path.read_text(), stage_result(resumed.stdout), output)
 
 
 def test_killed_training_resumes_from_its_last_checkpoint(killed: Killed) -> None:

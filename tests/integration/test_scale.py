@@ -149,7 +149,7 @@ def test_torchrun_ddp_stage_trains_like_one_process(
     project = stack_project(tmp_path_factory.mktemp("ddp"), local_stack, "ddp", overrides=overrides)
     project.run("glcf", "stage", "prepare", "pushpins")
     model = project.root / "models" / "pushpins" / "model.pt"
-    single = stage_result(project.timed("train_single", "glcf", "stage", "train", "pushpins").stdout)
+    single = stage_result(project.timed("train_single", "glcf", "stage", "train", "pushpins", "--json").stdout)
     shutil.copy(model, project.root / "single.pt")
 
     proc = project.timed(
