@@ -34,7 +34,8 @@ def _session(command: str, params: Path) -> Iterator[Callable[[str], str]]:
     from pipelines.review.decisions import ReviewError
 
     loaded = load_params_or_exit(params, f"review {command}")
-    logging.getLogger("pipelines.registry").setLevel(logging.WARNING)  # the command prints its own lines
+    for name in ("pipelines.registry", "pipelines.review"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # the command prints its own line per step
     tracking.configure_tracking(loaded.root)
 
     def resolve(model: str) -> str:

@@ -1,11 +1,13 @@
-"""The manual promotion review inside a Prefect flow run: the run pauses with a typed form.
+"""The manual promotion review inside a Prefect run: a paused flow run with a typed form.
 
 When the promote stage leaves a version pending (``register.approval: manual``), the category flow
-pauses (``pause_flow_run(wait_for_input=ReviewInput)``): the Prefect UI shows the run as Paused with
-the review as the form's description and an approve/reject choice and a comment; resuming it with
-that input approves or rejects the version. Nobody answering within ``register.review_timeout_s``
-records the review as expired and leaves the champion. Without a Prefect server (local mode), there
-is nobody to resume the run: the version stays pending for ``glcf review approve`` instead.
+starts the subflow ``glcf-review`` (run name ``review-<model>-v<version>``), which pauses with
+``pause_flow_run(wait_for_input=ReviewInput)``: the Prefect UI shows it as Paused, with the review as
+the form's description, an approve/reject choice, a comment and the reviewer's name. Resuming it
+with that input approves or rejects the version. Nobody answering within
+``register.review_timeout_s`` fails that subflow run (Prefect's pause timeout); the category flow
+then records the review as expired, leaves the champion and completes. Without a Prefect server
+(local mode) there is nobody to resume a run: the version stays pending for ``glcf review``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from prefect import get_run_logger
+from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -42,40 +44,50 @@ def has_server() -> bool:
     return bool(get_current_settings().api.url)
 
 
-def await_review(result: Any, params: PipelineParams) -> str:
-    """Pause for the review of a pending ``PromoteResult``; returns the review's status."""
-    if not getattr(result, "pending", False):
-        return result.status or ("promoted" if result.promoted else "rejected")
-    name, version = result.model_name, result.challenger_version
+@flow(name="glcf-review", flow_run_name="review-{model}-v{version}", log_prints=True)
+def review_flow(model: str, version: str, description: str, timeout_s: int) -> str:
+    """Pause for a person's decision on a pending version, then act on it; returns the review's status.
+
+    Nobody answering within ``timeout_s`` fails this run (Prefect: "paused and never resumed"); the
+    calling flow records the review as expired.
+    """
     log = get_run_logger()
-    if not has_server():
-        log.info("%s v%s awaits approval: glcf review approve %s %s --comment ...", name, version, name, version)
-        return decisions.PENDING
-    log.info(
-        "%s v%s passed the gate: pausing for a reviewer (timeout %d s)", name, version, params.register.review_timeout_s
+    log.info("%s v%s passed the gate: paused for a reviewer (timeout %d s)", model, version, timeout_s)
+    form = ReviewInput.with_initial_data(description=description[:20000], comment="")
+    answer = pause_flow_run(
+        wait_for_input=form, timeout=timeout_s, poll_interval=min(POLL_S, timeout_s), key=f"review-{model}-v{version}"
     )
-    form = ReviewInput.with_initial_data(description=result.review_markdown[:20000], comment="")
-    try:
-        answer = pause_flow_run(
-            wait_for_input=form,
-            timeout=params.register.review_timeout_s,
-            poll_interval=min(POLL_S, params.register.review_timeout_s),
-            key=f"review-{name}-v{version}",
-        )
-    except FlowPauseTimeout:
-        expired = decisions.expire(name, version, via="prefect")
-        log.info("%s v%s: review %s", name, version, "expired" if expired else "decided elsewhere before the timeout")
-        return "expired" if expired else _status(name, version)
     by = answer.reviewer.strip() or None
     try:
         if answer.decision == "approve":
-            decisions.approve(name, version, answer.comment, via="prefect", by=by)
+            decisions.approve(model, version, answer.comment, via="prefect", by=by)
         else:
-            decisions.reject(name, version, answer.comment, via="prefect", by=by)
+            decisions.reject(model, version, answer.comment, via="prefect", by=by)
     except decisions.ReviewError as exc:
         log.warning("%s", exc)  # decided from the command line while the run was paused
-        return _status(name, version)
+        return _status(model, version)
     return "approved" if answer.decision == "approve" else "rejected"
+
+
+def await_review(result: Any, params: PipelineParams) -> str:
+    """The review of a ``PromoteResult``: a paused ``glcf-review`` subflow run when it is pending."""
+    if not getattr(result, "pending", False):
+        return result.status or ("promoted" if result.promoted else "rejected")
+    name, version = result.model_name, result.challenger_version
+    if not has_server():
+        get_run_logger().info(
+            "%s v%s awaits approval: glcf review approve %s %s --comment ...", name, version, name, version
+        )
+        return decisions.PENDING
+    state = review_flow(name, version, result.review_markdown, params.register.review_timeout_s, return_state=True)
+    if state.is_completed():
+        return state.result()
+    error = state.result(raise_on_failure=False)
+    if not (isinstance(error, FlowPauseTimeout) or "never resumed" in (state.message or "")):
+        raise error if isinstance(error, BaseException) else RuntimeError(state.message)
+    expired = decisions.expire(name, version, via="prefect")
+    get_run_logger().info("%s v%s: review %s", name, version, "expired" if expired else "decided elsewhere")
+    return "expired" if expired else _status(name, version)
 
 
 def _status(name: str, version: str) -> str:

@@ -1,0 +1,164 @@
+"""Promotion reviews on the tiny project's real MLflow store: the review report, manual approval from
+the command line, the history and rollback.
+
+The challenger is the trained model registered once more by the real register stage with a lower
+threshold (no training): challenger and champion then disagree exactly on the test images scored
+between the two thresholds, which the gallery must list.
+"""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pipeline_project import CATEGORY, TinyProject, shared_tiny_project
+from review_project import MODEL, manual_params, release_log_handler
+from stack_project import stage_result
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> TinyProject:
+    return shared_tiny_project(tmp_path_factory)
+
+
+def per_image(project: TinyProject) -> dict[str, dict[str, str]]:
+    with (project.root / "reports" / CATEGORY / "per_image.csv").open() as fh:
+        return {f"{Path(r['path']).parent.name}/{Path(r['path']).stem}": r for r in csv.DictReader(fh)}
+
+
+@contextmanager
+def tracking(project: TinyProject) -> Iterator[None]:
+    """This process's MLflow calls go to the project's store (restored after)."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(None)
+
+
+def review(project: TinyProject, *args: str) -> tuple[int, str]:
+    """``glcf review ...`` in this process on the project's store: (exit code, output)."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    with tracking(project):
+        result = CliRunner().invoke(app, ["review", *args, "--params", str(project.params_file)])
+    release_log_handler()
+    return result.exit_code, result.output
+
+
+def test_first_review_shows_the_challengers_misses_and_false_alarms(tiny_project: TinyProject) -> None:
+    folder = tiny_project.root / "reports" / CATEGORY / "review"
+    comparison = json.loads((folder / "comparison.json").read_text())
+    assert comparison["champion"] is None
+    rows = per_image(tiny_project)
+    wrong = [k for k, r in rows.items() if int(r["decision"]) != int(r["label"])]
+    assert len(comparison["gallery"]) == min(8, len(wrong))
+    for row in comparison["gallery"]:
+        seen = rows[row["image"]]
+        assert row["why"] == ("miss" if seen["label"] == "1" else "false alarm")
+        assert row["challenger_score"] == pytest.approx(float(seen["score"]), abs=1e-4)
+        assert row["challenger_anomalous"] == (seen["decision"] == "1")
+    with Image.open(folder / "gallery.png") as im:
+        assert im.format == "PNG"
+    review_md = (tiny_project.root / "reports" / CATEGORY / "review.md").read_text()
+    assert "## Thresholds and false alarms on good images" in review_md
+    assert "the challenger's misses and false alarms" in review_md
+    run_id = json.loads((tiny_project.root / "reports" / CATEGORY / "registration.json").read_text())["run_id"]
+    logged = {a.path for a in tiny_project.client().list_artifacts(run_id, "review/v1")}
+    assert logged == {"review/v1/comparison.json", "review/v1/gallery.png", "review/v1/review.md"}
+    # the automatic gate's decision is the model's first history event
+    from pipelines.review import history
+
+    with tracking(tiny_project):
+        (event,) = history.read(MODEL)
+    assert (event.event, event.gate, event.by, event.champion_before, event.champion_after) == (
+        "gate",
+        "passed",
+        "gate",
+        None,
+        "1",
+    )
+
+
+def test_manual_approval_from_the_command_line(tiny_project: TinyProject, tmp_path: Path) -> None:
+    project = tiny_project.clone(tmp_path / "project")
+    manual_params(project)
+    scores = sorted(float(r["score"]) for r in per_image(project).values())
+    calibration = project.root / "models" / CATEGORY / "calibration.json"
+    record = json.loads(calibration.read_text())
+    old = record["threshold"]["value"]
+    new = float(np.median(scores))  # the challenger flags half the test images
+    record["threshold"]["value"] = new
+    calibration.write_text(json.dumps(record))
+    assert stage_result(project.timed("register", "glcf", "stage", "register", CATEGORY).stdout)["version"] == "2"
+    promoted = stage_result(project.timed("promote", "glcf", "stage", "promote", CATEGORY).stdout)
+    assert (promoted["status"], promoted["promoted"]) == ("pending", False)
+    assert project.registry_state(MODEL) == (["1", "2"], {"challenger": "2", "champion": "1"})
+
+    review_md = (project.root / "reports" / CATEGORY / "review.md").read_text()
+    assert "**Decision: PASSED THE GATE, AWAITING APPROVAL**" in review_md
+    assert f"| challenger v2 | {new:.4f} |" in review_md
+    assert f"| champion v1 | {old:.4f} |" in review_md
+    assert "## Image AUROC per defect type" in review_md
+    assert "where challenger and champion disagree" in review_md
+    # the gallery: exactly the images scored between the two thresholds, largest difference first
+    between = {k for k, r in per_image(project).items() if min(old, new) < float(r["score"]) <= max(old, new)}
+    gallery = json.loads((project.root / "reports" / CATEGORY / "review" / "comparison.json").read_text())["gallery"]
+    assert 0 < len(between) <= 8  # the tiny test split: the gallery holds all of them
+    assert {r["image"] for r in gallery} == between
+    assert all(r["challenger_anomalous"] != r["champion_anomalous"] for r in gallery)
+    assert all(r["challenger_score"] == pytest.approx(r["champion_score"], abs=1e-5) for r in gallery)  # same weights
+    assert [abs(r["difference"]) for r in gallery] == sorted((abs(r["difference"]) for r in gallery), reverse=True)
+    report_uri = project.client().get_model_version(MODEL, "2").tags["glcf.review.report"]
+    run_id = report_uri.split("/")[1]
+    assert "review/v2/gallery.png" in {a.path for a in project.client().list_artifacts(run_id, "review/v2")}
+
+    code, out = review(project, "list")
+    assert code == 0, out
+    assert f"{MODEL} v2  pending since" in out
+    assert "champion v1" in out
+    code, out = review(project, "show", CATEGORY, "2")
+    assert code == 0, out
+    assert out.startswith(f"{MODEL} v2: pending\n")
+    assert "AWAITING APPROVAL" in out
+    user = getpass.getuser()
+    code, out = review(project, "approve", MODEL, "2", "--comment", "fewer misses on the lids")
+    assert code == 0, out
+    assert out.strip() == f"{MODEL} v2: approved by {user}; @champion 1 -> 2"
+    assert project.registry_state(MODEL)[1]["champion"] == "2"
+    code, out = review(project, "approve", MODEL, "2", "--comment", "twice")
+    assert code == 1
+    assert out.strip() == f"glcf review approve: {MODEL} v2: not pending review (status: approved)"
+    code, out = review(project, "reject", MODEL, "7")
+    assert code == 1
+    assert out.strip() == f"glcf review reject: {MODEL} v7: no such registered model version"
+
+    code, out = review(project, "rollback", MODEL, "--comment", "line stops on v2")
+    assert code == 0, out
+    assert project.registry_state(MODEL)[1]["champion"] == "1"
+    code, out = review(project, "history", MODEL)
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert [line.split()[1:3] for line in lines] == [
+        ["v1", "gate"],
+        ["v2", "pending"],
+        ["v2", "approved"],
+        ["v1", "rollback"],
+    ]
+    assert f"by {user} via cli  @champion 1 -> 2  fewer misses on the lids" in lines[2]
+    assert f"by {user} via cli  @champion 2 -> 1  line stops on v2" in lines[3]
+    assert "@champion 1 -> 1" in lines[1]
