@@ -21,7 +21,6 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
 from pipelines.params import PipelineParams
-from pipelines.review import decisions
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +50,8 @@ def review_flow(model: str, version: str, description: str, timeout_s: int) -> s
     Nobody answering within ``timeout_s`` fails this run (Prefect: "paused and never resumed"); the
     calling flow records the review as expired.
     """
+    from pipelines.review import decisions
+
     log = get_run_logger()
     log.info("%s v%s passed the gate: paused for a reviewer (timeout %d s)", model, version, timeout_s)
     form = ReviewInput.with_initial_data(description=description[:20000], comment="")
@@ -71,6 +72,8 @@ def review_flow(model: str, version: str, description: str, timeout_s: int) -> s
 
 def await_review(result: Any, params: PipelineParams) -> str:
     """The review of a ``PromoteResult``: a paused ``glcf-review`` subflow run when it is pending."""
+    from pipelines.review import decisions  # MLflow: imported only when a review runs
+
     if not getattr(result, "pending", False):
         return result.status or ("promoted" if result.promoted else "rejected")
     name, version = result.model_name, result.challenger_version
@@ -92,5 +95,6 @@ def await_review(result: Any, params: PipelineParams) -> str:
 
 def _status(name: str, version: str) -> str:
     from pipelines import registry
+    from pipelines.review import decisions
 
     return registry.get_version(name, version).tags.get(decisions.STATUS_TAG, "unknown")
