@@ -64,6 +64,8 @@ def build_report(
     """Write ``reports/<category>/review/`` (``gallery.png``, ``comparison.json``) and return the sections."""
     folder = paths.report_dir / "review"
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*"):  # an earlier review's files must not be logged with this one
+        stale.unlink()
     n = params.register.review_gallery
     if n == 0:
         ch = Scored(challenger.version, _threshold(challenger), np.array([]))

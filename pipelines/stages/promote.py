@@ -72,9 +72,42 @@ def _with_scoring(params: PipelineParams, scoring: Any) -> PipelineParams:
     return dataclasses.replace(params, glcf=params.glcf.replace(scoring=scoring))
 
 
-def run_promote(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> PromoteResult:
+def _measured_champion(
+    params: PipelineParams, paths: CategoryPaths, challenger: registry.VersionInfo, champion: Any, *, progress: bool
+) -> tuple[dict[str, float] | None, bool]:
+    """The champion's metrics on the challenger's test split, and whether it had to be re-evaluated."""
+    if champion is None:
+        return None, False
+    if champion.split_hash == challenger.split_hash:
+        return champion.metrics, False
+    logger.info("%s: champion v%s was measured on another test split: re-evaluating", champion.name, champion.version)
+    data, _ = load_prepared(params, paths)
+    return reevaluate(params, data, champion, progress=progress), True
+
+
+def _publish(
+    params: PipelineParams, paths: CategoryPaths, version: registry.VersionInfo, review: str, decision: Any, status: str
+) -> Path:
+    """Write ``review.md`` and log the review (``promotion/``, ``review/v<version>/``) to the version's run."""
     import mlflow
 
+    from pipelines import tracking
+
+    name, number = version.name, version.version
+    report_dir = paths.report_dir / "review"
+    review_path = paths.report_dir / "review.md"
+    write_text(review_path, review)
+    write_text(report_dir / "review.md", review)
+    with tracking.category_run(params, paths, stage="promote") as run:
+        mlflow.log_text(review, "promotion/review.md")
+        mlflow.log_dict(decision.to_dict(), "promotion/decision.json")
+        mlflow.log_artifacts(str(report_dir), f"review/v{number}")
+        mlflow.set_tag("glcf.promotion.decision", status)  # promoted, rejected or pending
+    registry.tag_version(name, number, {REPORT_TAG: f"runs:/{run.info.run_id}/review/v{number}"})
+    return review_path
+
+
+def run_promote(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> PromoteResult:
     from pipelines import tracking
 
     registration = read_json(paths.registration, "registration record (run the register stage first)")
@@ -83,18 +116,9 @@ def run_promote(params: PipelineParams, paths: CategoryPaths, *, progress: bool 
     challenger = registry.get_version(name, version)
     champion = registry.by_alias(name, registry.CHAMPION)
     current = champion.version if champion else None
-    champion_metrics = None
-    remeasured = False
     if champion is not None and champion.version == version:
         champion = None  # already the champion (a re-run of the review): judge it on its own
-    if champion is not None:
-        if champion.split_hash == challenger.split_hash:
-            champion_metrics = champion.metrics
-        else:
-            logger.info("%s: champion v%s was measured on another test split: re-evaluating", name, champion.version)
-            data, _ = load_prepared(params, paths)
-            champion_metrics = reevaluate(params, data, champion, progress=progress)
-            remeasured = True
+    champion_metrics, remeasured = _measured_champion(params, paths, challenger, champion, progress=progress)
     decision = decide(challenger.metrics, champion_metrics, params.register)
     manual = params.register.approval == "manual"
     review = review_markdown(
@@ -121,23 +145,11 @@ def run_promote(params: PipelineParams, paths: CategoryPaths, *, progress: bool 
     }
     registry.tag_version(name, version, tags)
     previous = champion.version if champion else None
+    approval = params.register.approval
     status = apply_gate(
-        name,
-        version,
-        passed=decision.promote,
-        reason=decision.reason,
-        approval=params.register.approval,
-        champion=current,
+        name, version, passed=decision.promote, reason=decision.reason, approval=approval, champion=current
     )
-    review_path = paths.report_dir / "review.md"
-    write_text(review_path, review)
-    write_text(report.folder / "review.md", review)
-    with tracking.category_run(params, paths, stage="promote") as run:
-        mlflow.log_text(review, "promotion/review.md")
-        mlflow.log_dict(decision.to_dict(), "promotion/decision.json")
-        mlflow.log_artifacts(str(report.folder), f"review/v{version}")
-        mlflow.set_tag("glcf.promotion.decision", status)  # promoted, rejected or pending
-    registry.tag_version(name, version, {REPORT_TAG: f"runs:/{run.info.run_id}/review/v{version}"})
+    review_path = _publish(params, paths, challenger, review, decision, status)
     record = {
         "model_name": name,
         "challenger_version": version,

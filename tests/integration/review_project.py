@@ -8,9 +8,12 @@ operation): a challenger with the same metrics, which a gate of ``min_improvemen
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pipeline_project import CATEGORY, TinyProject
 
 MODEL = f"glcf-{CATEGORY}"
@@ -22,12 +25,26 @@ def registration_file(project: TinyProject) -> Path:
     return project.root / "reports" / CATEGORY / "registration.json"
 
 
+@contextmanager
+def tracking(project: TinyProject) -> Iterator[None]:
+    """MLflow calls of this process without an explicit store go to the project's (restored after)."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(None)
+
+
 def copy_challenger(project: TinyProject, of: str = "1") -> str:
     """Register version ``of``'s model again as ``@challenger``; returns the new version."""
     client = project.client()
     old = client.get_model_version(MODEL, of)
     tags = {k: v for k, v in old.tags.items() if k.startswith(_CARRIED)}
-    new = client.create_model_version(MODEL, source=old.source, run_id=old.run_id, tags=tags)
+    with tracking(project):  # the SQL registry resolves a models:/ source with the default store
+        new = client.create_model_version(MODEL, source=old.source, run_id=old.run_id, tags=tags)
     client.set_registered_model_alias(MODEL, "challenger", str(new.version))
     record: dict[str, Any] = json.loads(registration_file(project).read_text())
     record |= {"version": str(new.version), "model_uri": f"models:/{MODEL}/{new.version}"}

@@ -11,15 +11,13 @@ from __future__ import annotations
 import csv
 import getpass
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from pipeline_project import CATEGORY, TinyProject, shared_tiny_project
-from review_project import MODEL, manual_params, release_log_handler
+from review_project import MODEL, manual_params, release_log_handler, tracking
 from stack_project import stage_result
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,19 +31,6 @@ def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> TinyProject:
 def per_image(project: TinyProject) -> dict[str, dict[str, str]]:
     with (project.root / "reports" / CATEGORY / "per_image.csv").open() as fh:
         return {f"{Path(r['path']).parent.name}/{Path(r['path']).stem}": r for r in csv.DictReader(fh)}
-
-
-@contextmanager
-def tracking(project: TinyProject) -> Iterator[None]:
-    """This process's MLflow calls go to the project's store (restored after)."""
-    import mlflow
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
-        try:
-            yield
-        finally:
-            mlflow.set_tracking_uri(None)
 
 
 def review(project: TinyProject, *args: str) -> tuple[int, str]:
