@@ -6,6 +6,7 @@ or from a user who may only read the model, cannot approve, and leaves the versi
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ def acting_as(user: str | None, password: str | None) -> Iterator[None]:
     import mlflow
 
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", os.environ["MLFLOW_TRACKING_URI"])  # restored after the reset below
         mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         for name, value in (("MLFLOW_TRACKING_USERNAME", user), ("MLFLOW_TRACKING_PASSWORD", password)):
             if value is None:
@@ -76,7 +78,7 @@ def test_only_an_authenticated_user_with_edit_rights_approves(
     lead, viewer = f"qa-lead-{uuid.uuid4().hex[:6]}", f"viewer-{uuid.uuid4().hex[:6]}"
     auth.create_user(lead, "lead-password-123")
     auth.create_user(viewer, "viewer-password-123")  # the server's default permission: READ
-    auth.create_registered_model_permission(name, lead, "EDIT")
+    auth.grant_user_permission(lead, "registered_model", name, "EDIT")
 
     for user, password, expected in (
         (None, None, UNAUTHENTICATED),
