@@ -102,11 +102,11 @@ def changes_markdown(
     ):
         if scored is None and metrics is None:
             continue
-        rate = (metrics or {}).get("false_alarm_rate_good")
+        rate = (metrics or {}).get("false_alarm_rate_good")  # as evaluated, when the test split was not scored here
         count = "–"
-        if scored is not None and labels is not None:
+        if scored is not None and labels is not None and len(scored.scores):
             k, total = false_alarms(scored, labels)
-            count = f"{k} of {total}"
+            count, rate = f"{k} of {total}", (k / total if total else None)
         name = f"{who} v{scored.version}" if scored else who
         lines.append(f"| {name} | {_fmt(scored.threshold if scored else None)} | {_fmt(rate)} | {count} |")
     rows = defect_rows(challenger_metrics, champion_metrics)

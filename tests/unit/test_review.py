@@ -215,6 +215,9 @@ def test_changes_markdown_has_thresholds_false_alarms_and_defects() -> None:
     )
     assert "| challenger v2 | 1.0000 | 0.5000 | 1 of 2 |" in text
     assert "| champion v1 | 2.0000 | 0.0000 | 0 of 2 |" in text
+    unscored = changes_markdown(Scored("2", 1.0, np.array([])), None, {"false_alarm_rate_good": 0.25}, None, None)
+    assert "| challenger v2 | 1.0000 | 0.2500 | – |" in unscored
+    assert "| champion" not in unscored  # no champion: no row
     assert "| missing_lid | 0.9000 | 0.8000 | +0.1000 |" in text
 
 
