@@ -45,31 +45,34 @@ def review(project: TinyProject, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_first_review_shows_the_challengers_misses_and_false_alarms(tiny_project: TinyProject) -> None:
-    folder = tiny_project.root / "reports" / CATEGORY / "review"
+def test_review_without_a_champion_shows_the_misses_and_false_alarms(tiny_project: TinyProject, tmp_path: Path) -> None:
+    from pipelines import registry
+    from pipelines.review import history
+    from pipelines.review.report import build_report
+
+    project = tiny_project.clone(tmp_path / "project")
+    project.set_params({"register.review_gallery": 8})
+    params = project.params()
+    with tracking(project):
+        first = registry.get_version(MODEL, "1")
+        report = build_report(params, params.category_paths(CATEGORY), first, None, None, first.metrics)
+        (event,) = history.read(MODEL)  # the automatic gate's decision at dvc repro
+    folder = project.root / "reports" / CATEGORY / "review"
     comparison = json.loads((folder / "comparison.json").read_text())
     assert comparison["champion"] is None
-    rows = per_image(tiny_project)
+    assert comparison["gallery"] == report.picks
+    rows = per_image(project)
     wrong = [k for k, r in rows.items() if int(r["decision"]) != int(r["label"])]
-    assert len(comparison["gallery"]) == min(8, len(wrong))
-    for row in comparison["gallery"]:
+    assert len(report.picks) == min(8, len(wrong)) > 0
+    for row in report.picks:
         seen = rows[row["image"]]
         assert row["why"] == ("miss" if seen["label"] == "1" else "false alarm")
         assert row["challenger_score"] == pytest.approx(float(seen["score"]), abs=1e-4)
         assert row["challenger_anomalous"] == (seen["decision"] == "1")
     with Image.open(folder / "gallery.png") as im:
         assert im.format == "PNG"
-    review_md = (tiny_project.root / "reports" / CATEGORY / "review.md").read_text()
-    assert "## Thresholds and false alarms on good images" in review_md
-    assert "the challenger's misses and false alarms" in review_md
-    run_id = json.loads((tiny_project.root / "reports" / CATEGORY / "registration.json").read_text())["run_id"]
-    logged = {a.path for a in tiny_project.client().list_artifacts(run_id, "review/v1")}
-    assert logged == {"review/v1/comparison.json", "review/v1/gallery.png", "review/v1/review.md"}
-    # the automatic gate's decision is the model's first history event
-    from pipelines.review import history
-
-    with tracking(tiny_project):
-        (event,) = history.read(MODEL)
+    assert "the challenger's misses and false alarms" in report.markdown
+    assert "## Thresholds and false alarms on good images" in report.markdown
     assert (event.event, event.gate, event.by, event.champion_before, event.champion_after) == (
         "gate",
         "passed",
@@ -77,11 +80,15 @@ def test_first_review_shows_the_challengers_misses_and_false_alarms(tiny_project
         None,
         "1",
     )
+    # the shared project's own review (no gallery there) is logged with the version's run
+    run_id = json.loads((tiny_project.root / "reports" / CATEGORY / "registration.json").read_text())["run_id"]
+    logged = {a.path for a in tiny_project.client().list_artifacts(run_id, "review/v1")}
+    assert logged == {"review/v1/comparison.json", "review/v1/review.md"}
 
 
 def test_manual_approval_from_the_command_line(tiny_project: TinyProject, tmp_path: Path) -> None:
     project = tiny_project.clone(tmp_path / "project")
-    manual_params(project)
+    manual_params(project, **{"register.review_gallery": 8})
     scores = sorted(float(r["score"]) for r in per_image(project).values())
     calibration = project.root / "models" / CATEGORY / "calibration.json"
     record = json.loads(calibration.read_text())
