@@ -40,9 +40,9 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from glcf.config import preset
 from glcf.loss import GLCFLoss
 from glcf.model import GLCFModel, build_glcf
+from glcf.presets import preset
 from glcf.runtime import autocast as runtime_autocast
 from glcf.runtime import resolve_amp, resolve_device
 

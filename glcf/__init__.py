@@ -35,7 +35,7 @@ __all__ = [
 
 _LAZY = {
     "GLCFConfig": "glcf.config",
-    "preset": "glcf.config",
+    "preset": "glcf.presets",
     "config_from_dict": "glcf.config",
     "config_to_dict": "glcf.config",
     "GLCFFeatures": "glcf.features",
@@ -53,11 +53,12 @@ _LAZY = {
 
 if TYPE_CHECKING:  # static analysers see the real names
     from glcf.checkpoint import load_checkpoint, save_checkpoint
-    from glcf.config import GLCFConfig, config_from_dict, config_to_dict, preset
+    from glcf.config import GLCFConfig, config_from_dict, config_to_dict
     from glcf.engine import fit
     from glcf.features import GLCFFeatures
     from glcf.loss import GLCFLoss
     from glcf.model import GLCFModel, build_glcf
+    from glcf.presets import preset
     from glcf.scoring import AnomalyScorer, NormStats
     from glcf.weights import WeightsUnavailableError, backbone_normalization
 

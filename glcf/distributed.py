@@ -1,4 +1,4 @@
-"""Data-parallel training with ``torchrun`` and DistributedDataParallel (architecture.md, "Scale past one machine").
+"""Data-parallel training with ``torchrun`` and DistributedDataParallel (docs/operations.md, Distributed training).
 
 ``torchrun --nproc-per-node N`` starts N processes; :func:`init_distributed` joins them into a process group
 (``env://``: ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT`` from torchrun; NCCL on
@@ -36,15 +36,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from glcf.config import TrainConfig
-from glcf.engine import TrainStrategy, epoch_seed
 from glcf.features import GLCFFeatures
 from glcf.runtime import make_loader, resolve_device
+from glcf.strategy import TrainStrategy, epoch_seed
 
 __all__ = [
     "DDPStrategy",
     "DistEnv",
     "DistributedSetupError",
     "EpochShardSampler",
+    "default_strategy",
     "dist_env",
     "init_distributed",
     "shutdown_distributed",
@@ -207,9 +208,9 @@ class _DDPForward(nn.Module):
         self._model[0].train(mode)  # the GLCF model keeps its encoder in eval
         return self
 
-    def forward(self, x: Tensor) -> GLCFFeatures:
+    def forward(self, x: Tensor | list[Tensor]) -> GLCFFeatures:
         model = self._model[0]
-        taps = model.encode(x)  # frozen, no gradient: [E1..E4]
+        taps = model.encode(x)  # frozen, no gradient: [E1..E4] (of images, or of their cached raw taps)
         corr, local_est, global_est = self.ddp(taps)
         return GLCFFeatures(encoder=taps[:3], global_corr=corr, local_est=local_est, global_est=global_est)
 
@@ -294,3 +295,11 @@ class DDPStrategy(TrainStrategy):
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+
+def default_strategy() -> TrainStrategy:
+    """DDP inside an initialised multi-process ``torch.distributed`` group, else one process."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return DDPStrategy()
+    return TrainStrategy()

@@ -1,4 +1,4 @@
-"""Frozen local feature extraction network Phi_L: four taps at strides 4/8/16/32 (spec section 1).
+"""Frozen local feature extraction network Phi_L: four taps at strides 4/8/16/32 (docs/model.md, Encoder).
 
 Two kinds of backbone:
 
@@ -71,7 +71,7 @@ class FrozenEncoder(nn.Module):
 
 
 class SwinStageInputEncoder(FrozenEncoder):
-    """Swin Transformer with the spec's stage-input taps E1..E4 (spec section 1).
+    """Swin Transformer with the paper's stage-input taps E1..E4 (docs/model.md, Encoder).
 
     Args:
         backbone: a timm ``SwinTransformer`` (weights already loaded); its unused tail is removed.

@@ -1,11 +1,10 @@
-"""Training engine: AdamW on the trainable parts, step LR, checkpoints, exact resume (spec 6, 10 #2-3, #15-16).
+"""Training engine: AdamW on the trainable parts, step LR, checkpoints, exact resume.
 
-One :func:`fit` call trains a GLCF model on normal images with the recipe of the paper / authors' code:
-AdamW (betas 0.9/0.95, weight decay 0.01, eps 1e-8) over ``model.trainable_parameters()`` only,
-lr 1e-4 stepping to 1e-5 after ``train.lr_step_fraction`` of the epochs, batch 8, shuffled with a
-seeded generator, last incomplete batch dropped. Fixes of spec section 10: gradients are zeroed every
-step, the encoder stays frozen in eval mode, everything is seeded, the last epoch's weights are kept
-(no selection on test data), and a non-finite loss stops the run with :class:`NonFiniteLossError`.
+One :func:`fit` call trains a GLCF model on normal images with the recipe of the paper and the authors'
+code (AdamW betas 0.9/0.95, weight decay 0.01, a step LR after ``train.lr_step_fraction``, seeded
+shuffling, last incomplete batch dropped), minus their bugs: gradients are zeroed every step, the encoder
+stays frozen in eval mode (its taps are computed once, :mod:`glcf.feature_cache`), everything is seeded,
+the last epoch's weights are kept (no selection on test data), and a non-finite loss stops the run.
 
 Per-epoch numbers go to an injected ``on_epoch_end(record)`` callback (the pipeline logs them to MLflow;
 this library never imports a tracker). A checkpoint is written after every epoch; ``resume_from``
@@ -34,17 +33,18 @@ from tqdm.auto import tqdm
 
 from glcf.checkpoint import read_checkpoint, restore_weights, save_checkpoint
 from glcf.config import TrainConfig, config_to_dict
+from glcf.distributed import default_strategy
+from glcf.feature_cache import batch_inputs, training_data
 from glcf.features import GLCFFeatures
 from glcf.runtime import (
     autocast,
     get_rng_state,
-    images_from_batch,
     make_loader,
     resolve_amp,
-    resolve_device,
     seed_everything,
     set_rng_state,
 )
+from glcf.strategy import TrainStrategy, epoch_seed
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -105,60 +105,6 @@ class FitResult:
     images_per_second: float = 0.0
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """Seed of the shuffle generator of 0-based ``epoch`` (one order per epoch, reproducible on resume)."""
-    return seed * 1_000_003 + epoch
-
-
-class TrainStrategy:
-    """How :func:`fit` places the model and its data: this base class trains in one process.
-
-    :class:`glcf.distributed.DDPStrategy` overrides the hooks for ``torchrun`` data parallelism.
-    """
-
-    is_main: bool = True  # writes checkpoints, shows progress, calls ``on_epoch_end``
-
-    def device(self, requested: str) -> torch.device:
-        """The training device for ``train.device``."""
-        return resolve_device(requested)
-
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """The module the training steps call (``model(x) -> GLCFFeatures``)."""
-        return model
-
-    def loader(
-        self, dataset: Dataset, cfg: TrainConfig, *, epoch: int, drop_last: bool, device: torch.device
-    ) -> DataLoader:
-        """The shuffled loader of 0-based ``epoch`` (seeded with :func:`epoch_seed`)."""
-        return make_loader(
-            dataset,
-            cfg.batch_size,
-            shuffle=True,
-            seed=epoch_seed(cfg.seed, epoch),
-            num_workers=cfg.num_workers,
-            drop_last=drop_last,
-            device=device,
-        )
-
-    def reduce(self, stats: dict[str, float]) -> dict[str, float]:
-        """Epoch statistics of all workers (mean losses, summed ``images``)."""
-        return stats
-
-    def agree(self, value: Any) -> Any:
-        """The main worker's ``value`` (e.g. the checkpoint to resume from)."""
-        return value
-
-
-def default_strategy() -> TrainStrategy:
-    """DDP inside an initialised multi-process ``torch.distributed`` group, else one process."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        from glcf.distributed import DDPStrategy
-
-        return DDPStrategy()
-    return TrainStrategy()
-
-
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over ``model.trainable_parameters()`` only (never the frozen encoder)."""
     params = [p for p in model.trainable_parameters() if p.requires_grad]
@@ -205,10 +151,10 @@ def train_one_epoch(
     total = len(loader) if hasattr(loader, "__len__") else None
     bar = tqdm(batches, total=total, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
     for step, batch in enumerate(bar):
-        images = images_from_batch(batch).to(device, non_blocking=True)
+        inputs = batch_inputs(batch, device)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, amp_dtype):
-            features = model(images)
+            features = model(inputs)
         total, parts = loss_fn(_float_features(features))  # loss in fp32 even under bf16 autocast
         value = float(total.detach())
         part_values = {k: float(v.detach()) for k, v in parts.items()}
@@ -218,7 +164,7 @@ def train_one_epoch(
         if grad_clip_norm > 0:
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip_norm)
         optimizer.step()
-        n = images.shape[0]
+        n = features.encoder[0].shape[0]
         images_seen += n
         for k, v in {"loss": value, **{f"loss/{k}": v for k, v in part_values.items()}}.items():
             sums[k] = sums.get(k, 0.0) + v * n
@@ -302,6 +248,7 @@ def fit(
     )
 
     t_start, images_total = time.perf_counter(), 0.0
+    dataset = training_data(model, dataset, cfg, device)
     if cfg.num_workers > 0 and callable(preload := getattr(dataset, "preload", None)):
         # loader workers are new processes every epoch: a cache filled inside them dies with them;
         # filled here, every worker inherits it (ImageDataset.preload is a no-op without cache)
@@ -366,7 +313,7 @@ def _fill_memory(model: nn.Module, dataset: Dataset, batch_size: int, device: to
     was_training = model.training
     model.eval()
     loader = make_loader(dataset, batch_size, device=device)
-    fill((images_from_batch(batch).to(device) for batch in loader), seed=seed)
+    fill((batch_inputs(batch, device) for batch in loader), seed=seed)
     model.train(was_training)
     logger.info("normal memory filled from %d training images", len(dataset))  # type: ignore[arg-type]
 

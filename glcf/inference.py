@@ -1,4 +1,4 @@
-"""Calibration of the normalisation statistics and batched prediction (spec 7.2-7.3, Appendix A).
+"""Calibration of the normalisation statistics and batched prediction (paper eq. (6)-(7); docs/model.md).
 
 ``calibrate`` runs the model over held-out normal images (which images is the data layer's choice) and
 returns :class:`~glcf.stats.NormStats`; ``iter_predictions`` / ``predict`` score a dataset with an
@@ -64,7 +64,7 @@ def calibrate(
     num_workers: int = 0,
     amp: str = "off",
 ) -> NormStats:
-    """mu, sigma per branch and scale on held-out normal images (spec 7.2 definition).
+    """mu, sigma per branch and scale on held-out normal images (docs/model.md, Normalisation statistics).
 
     Args:
         model: a GLCF model (``model(x) -> GLCFFeatures``, ``model.config``); moved to ``device``.

@@ -1,4 +1,4 @@
-"""Model summary: parameter counts per module and output shapes (spec sections 3.3, 4.1 and 4.3).
+"""Model summary: parameter counts per module and output shapes (docs/model.md, Parameter counts).
 
 Built with random encoder weights (``encoder.weights = none``) so that it works offline; the counts
 and shapes do not depend on the weights.

@@ -1,11 +1,11 @@
-"""Small building blocks that timm does not provide in the exact form the spec needs.
+"""Small building blocks that timm does not provide in the exact form this model needs.
 
-* :func:`mae_sincos_pos_embed_2d`: the MAE 2-D sin-cos position table (spec section 2). timm's
+* :func:`mae_sincos_pos_embed_2d`: the MAE 2-D sin-cos position table (docs/model.md, MS-PEM). timm's
   ``build_sincos2d_pos_embed`` orders the channels sin(x), sin(y), cos(x), cos(y); MAE (and the
   authors' code) uses [sin(col), cos(col), sin(row), cos(row)], so the MAE recipe is written here.
-* :class:`PatchExpand`: the Swin-Unet / SUNet patch-expanding up-sampling (spec section 4.1); timm
+* :class:`PatchExpand`: the Swin-Unet / SUNet patch-expanding up-sampling (docs/model.md, Decoders); timm
   has patch *merging* only.
-* init helpers for the two initialisation schemes of the spec (MAE-style Xavier in the bottleneck,
+* init helpers for the two initialisation schemes of the model (MAE-style Xavier in the bottleneck,
   truncated normal in the decoders).
 """
 

@@ -1,4 +1,4 @@
-"""GLCF training loss, eq. (1)-(4) of the paper (spec section 5).
+"""GLCF training loss, eq. (1)-(4) of the paper (docs/model.md, Losses).
 
 ``m(A, B)`` = mean over channels, positions and batch of ``(A - B)**2`` (the squared Frobenius norm
 normalised by H*W*C and averaged over the batch), summed over the three scales:

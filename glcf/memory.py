@@ -33,18 +33,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from glcf.config import LayoutMatch
 
 __all__ = ["NormalMemory", "greedy_coreset"]
 
 _CHUNK = 4096
 _POSITION_RIDGE = 0.01  # added to every covariance's diagonal (PaDiM's choice): keeps it invertible
 _PAIR_BLOCK = 1 << 22  # elements of one [B, n, P, P] block of pair sums
-LAYOUT_MATCHES = ("pairs", "whole")
+LAYOUT_MATCHES: tuple[str, ...] = get_args(LayoutMatch)
 
 
 def greedy_coreset(features: Tensor, size: int, seed: int = 0, proj_dim: int = 128) -> Tensor:

@@ -1,4 +1,4 @@
-"""GLCF model: frozen encoder, semantic bottleneck, three decoders (paper Sec. III, spec Appendix A).
+"""GLCF model: frozen encoder, semantic bottleneck, three decoders (paper Sec. III; docs/model.md).
 
 ``x -> E1..E4`` (frozen) ``-> T0 = MS-PEM(E2, E3, E4) -> (G, O) = SAM(T0)``, then
 ``Phi_G(G)``, ``Psi_L(O)``, ``Psi_G(O)``, each a list of three NCHW maps matching E1..E3.
@@ -11,7 +11,7 @@ the patch tokens, its output serving as both G and O.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -111,13 +111,21 @@ class GLCFModel(nn.Module):
         """Every parameter except the frozen encoder's (what the optimiser gets)."""
         return [p for name, p in self.named_parameters() if not name.startswith("encoder.")]
 
-    def encode(self, x: Tensor) -> list[Tensor]:
+    def raw_taps(self, x: Tensor | Sequence[Tensor]) -> list[Tensor]:
+        """The frozen encoder's taps of normalised images ``[B, 3, S, S]``, or ``x`` itself when it already
+        is such a list (:mod:`glcf.feature_cache`), on the model's device."""
+        if isinstance(x, list | tuple):
+            device = next(self.parameters()).device
+            return [t.to(device) for t in x]
+        return self.encoder(x)
+
+    def encode(self, x: Tensor | Sequence[Tensor]) -> list[Tensor]:
         """Frozen taps ``[E1..E4]`` of normalised images ``[B, 3, S, S]`` (no gradient).
 
         With ``encoder.tap_norm="layernorm"`` every tap is normalised over its channels at each
         position (parameter-free LayerNorm), as the Swin taps already are.
         """
-        return self._tap_norm(self.encoder(x))
+        return self._tap_norm(self.raw_taps(x))
 
     def _tap_norm(self, taps: list[Tensor]) -> list[Tensor]:
         if self.config.encoder.tap_norm == "layernorm":
@@ -131,16 +139,17 @@ class GLCFModel(nn.Module):
         t0 = self.ms_pem([taps[i] for i in self.pem_taps])  # [B, L, D]
         return self.sam(t0)
 
-    def forward(self, x: Tensor) -> GLCFFeatures:
+    def forward(self, x: Tensor | Sequence[Tensor]) -> GLCFFeatures:
         """Run the encoder, the bottleneck and the three decoders.
 
         Args:
-            x: normalised images ``[B, 3, S, S]``.
+            x: normalised images ``[B, 3, S, S]``, or the frozen encoder's raw taps of such images
+                (:mod:`glcf.feature_cache`: training computes them once, not every epoch).
 
         Returns:
             GLCFFeatures with lists ``[scale1, scale2, scale3]`` of ``[B, C_s, S / 2**(s+1), ...]``.
         """
-        raw = self.encoder(x)
+        raw = self.raw_taps(x)
         taps = self._tap_norm(raw)
         global_corr, local_est, global_est = self.heads(*self.represent(taps))
         patch = layout = position = None
@@ -152,10 +161,11 @@ class GLCFModel(nn.Module):
         return GLCFFeatures(taps[:3], global_corr, local_est, global_est, patch, layout, position)
 
     @torch.no_grad()
-    def fill_memory(self, images: Iterable[Tensor], seed: int = 0) -> None:
-        """Fill the normal memories (:mod:`glcf.memory`) from batches of normalised training images."""
+    def fill_memory(self, images: Iterable[Tensor | Sequence[Tensor]], seed: int = 0) -> None:
+        """Fill the normal memories (:mod:`glcf.memory`) from batches of normalised training images
+        (or their raw encoder taps, as :meth:`forward` takes them)."""
         device = next(self.parameters()).device
-        self.memory.fill((self.encoder(x.to(device)) for x in images), seed=seed)
+        self.memory.fill((self.raw_taps(x if isinstance(x, list | tuple) else x.to(device)) for x in images), seed=seed)
 
     def heads(self, g: Tensor, o: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """The three decoders on the representations of :meth:`represent`: global correspondence (from ``g``),

@@ -1,4 +1,4 @@
-"""Device, precision, seeding and data-loader helpers shared by training and inference (spec 6, 10 #3, #16)."""
+"""Device, precision, seeding and data-loader helpers shared by training and inference (docs/model.md, Training)."""
 
 from __future__ import annotations
 

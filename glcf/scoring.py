@@ -1,4 +1,4 @@
-"""Anomaly maps and image scores: eq. (5)-(7) of the paper (spec section 7, with the fixes of 10 #9-11, #19).
+"""Anomaly maps and image scores: eq. (5)-(7) of the paper (docs/model.md, Anomaly maps).
 
 Per scale s (feature resolution, then bilinear ``align_corners=True`` up-sampling to the input size):
 

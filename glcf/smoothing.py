@@ -1,8 +1,8 @@
 """Batched Gaussian smoothing of anomaly maps, equal to ``scipy.ndimage.gaussian_filter``.
 
-The paper smooths the anomaly map with a Gaussian filter (Sec. III-D); the authors computed their
-normalisation statistics on maps smoothed with ``scipy.ndimage.gaussian_filter(sigma=4)`` (spec
-section 7.2, 10 #11). That call is the reference this module reproduces on torch tensors.
+The paper smooths the anomaly map with a Gaussian filter (Sec. III-E2); the authors computed their
+normalisation statistics on maps smoothed with ``scipy.ndimage.gaussian_filter(sigma=4)``
+(docs/model.md, Anomaly maps). That call is the reference this module reproduces on torch tensors.
 
 Why hand-written: torchvision's ``gaussian_blur`` and ``F.pad(mode="reflect")`` mirror *about* the
 edge pixel (``d c b | a b c d``, scipy's ``mirror``), while scipy's default ``reflect`` repeats the

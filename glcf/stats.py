@@ -1,6 +1,6 @@
-"""Normalisation statistics mu, sigma of eq. (6): one scalar pair per branch and scale (spec 7.2).
+"""Normalisation statistics mu, sigma of eq. (6): one scalar pair per branch and scale (docs/model.md).
 
-Definition kept from the authors' ``fuse_weight.py`` (spec 10 #9): on held-out normal images, for
+Definition kept from the authors' ``fuse_weight.py`` (docs/model.md, Fixes): on held-out normal images, for
 each (branch, scale) map, mu = mean over images of the per-image spatial mean, sigma = mean over
 images of the per-image spatial *population* standard deviation. The maps are the smoothed,
 up-sampled per-scale maps of :func:`glcf.scoring.per_scale_maps`, so calibration and test see the

@@ -1,4 +1,4 @@
-"""Pretrained backbone weights for the frozen encoder (spec section 1, architecture.md "Weights").
+"""Pretrained backbone weights for the frozen encoder (docs/model.md, Encoder).
 
 Four sources, chosen by ``encoder.weights`` in the configuration:
 

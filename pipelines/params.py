@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 import yaml
 
-from glcf.config import GLCFConfig, config_from_dict, config_to_dict, from_mapping, preset
+from glcf.config import GLCFConfig, config_from_dict, config_to_dict, from_mapping
 from glcf.metrics.threshold import METHODS
+from glcf.presets import preset
 
 __all__ = [
     "CalibrateParams",

@@ -1,4 +1,4 @@
-"""Settings from the environment: the one place in the project that reads it (architecture.md, "Settings and secrets").
+"""Settings from the environment: the one place in the project that reads it (docs/operations.md, Settings and secrets).
 
 Every field maps to an environment variable of the same name (case-insensitive); ``.env.example`` documents them all.
 Nothing is read at import: call :func:`get_settings` (or build :class:`Settings` directly, e.g. with keyword arguments

@@ -1,4 +1,4 @@
-"""S3 storage through boto3: datasets, reports and exported models (architecture.md "Settings and secrets", style 4.5).
+"""S3 storage through boto3: datasets, reports and exported models (docs/operations.md, Storage).
 
 The only module of the project that imports boto3. The client is built from :class:`~pipelines.settings.Settings`
 by :func:`make_client` (endpoint URL, region, botocore retries and timeouts) and passed in: there is no

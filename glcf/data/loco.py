@@ -1,4 +1,4 @@
-"""MVTec LOCO AD reader (Bergmann et al., IJCV 2022; spec section 8 and section 10, item 12).
+"""MVTec LOCO AD reader (Bergmann et al., IJCV 2022; docs/evaluation.md, Data layouts).
 
 Layout::
 

@@ -1,7 +1,7 @@
-"""MVTec AD reader: ``train/good``, ``test/<type>``, ``ground_truth/<type>/<stem>_mask.png`` (spec section 8).
+"""MVTec AD reader: ``train/good``, ``test/<type>``, ``ground_truth/<type>/<stem>_mask.png`` (docs/evaluation.md).
 
 MVTec AD has no validation split: the held-out normal images for the normalisation statistics and
-the threshold are a seeded fraction of ``train/good`` (spec section 10, item 9).
+the threshold are a seeded fraction of ``train/good`` (docs/evaluation.md, Held-out normal images).
 """
 
 from __future__ import annotations

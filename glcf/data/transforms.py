@@ -1,4 +1,4 @@
-"""The one deterministic preprocessing path for training, calibration and test (spec section 10, item 14).
+"""The one deterministic preprocessing path for training, calibration and test (docs/model.md, Preprocessing).
 
 ``8-bit RGB -> resize to S x S -> float in [0, 1] -> (x - mean) / std``.
 

@@ -1,4 +1,4 @@
-"""The data model shared by the readers, the datasets and the evaluation (issue 3; spec section 8).
+"""The data model shared by the readers, the datasets and the evaluation (docs/evaluation.md, Data layouts).
 
 A category of any supported layout (MVTec AD, MVTec LOCO AD, folder-per-class) is read into one
 ``CategoryData``: three tuples of ``Sample`` (train, validation, test) and, for LOCO, the defect

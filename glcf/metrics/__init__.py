@@ -1,4 +1,4 @@
-"""The metrics of the field, exactly (metrics.md): image and pixel AUROC, PRO, sPRO, thresholds.
+"""The metrics of the field, exactly (docs/evaluation.md): image and pixel AUROC, PRO, sPRO, thresholds.
 
 Everything here works on numpy arrays (no torch), so that any model's maps can be scored.
 """

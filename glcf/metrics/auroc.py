@@ -1,4 +1,4 @@
-"""Image AUROC (scikit-learn) and exact pixel AUROC over all test pixels (metrics.md; spec section 10, item 13).
+"""Image AUROC (scikit-learn) and exact pixel AUROC over all test pixels (docs/evaluation.md).
 
 Image AUROC follows the MVTec LOCO table format: all test images, good vs each anomaly type, and
 ``mean`` = the average of the logical and structural values (not a pooled AUROC). It is

@@ -1,4 +1,4 @@
-"""Exact overlap-vs-FPR curves over all distinct scores, and their area up to an FPR limit (metrics.md).
+"""Exact overlap-vs-FPR curves over all distinct scores, and their area up to an FPR limit (docs/evaluation.md).
 
 PRO (MVTec AD) and sPRO (MVTec LOCO AD) are both "weighted true positives vs false positive rate"
 curves: every ground-truth pixel carries a weight (``1 / (area * n_regions)`` for PRO;

@@ -1,4 +1,4 @@
-"""Per-type localisation curves shared by PRO and sPRO, with every test pixel sorted once (metrics.md).
+"""Per-type localisation curves shared by PRO and sPRO, with every test pixel sorted once (docs/evaluation.md).
 
 An image contributes its defect-free pixel scores (negatives), its ground-truth pixel scores (for
 pixel AUROC), and *units*: the regions (PRO) or defects (sPRO) whose overlap is averaged. A unit is

@@ -1,4 +1,4 @@
-"""Score anomaly maps stored the way the official MVTec LOCO AD evaluation expects them (metrics.md).
+"""Score anomaly maps stored the way the official MVTec LOCO AD evaluation expects them (docs/evaluation.md).
 
 Maps: ``<maps_dir>/<category>/test/<type>/<stem>.tiff`` (float, any resolution; ``.tif``/``.npy`` too),
 one per test image of ``<dataset_dir>/<category>``. Image AUROC uses the map maximum (as the

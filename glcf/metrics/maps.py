@@ -1,4 +1,4 @@
-"""Anomaly-map files and resizing to the original image size (metrics.md: maps at the original resolution).
+"""Anomaly-map files and resizing to the original image size (docs/evaluation.md, Original resolution).
 
 Maps are resized with Pillow's bilinear filter on float32 (mode ``F``): pixel centres are aligned
 (``align_corners=False``), and a shrink is anti-aliased. The official LOCO script never resizes (a

@@ -1,11 +1,11 @@
-"""Per-region overlap (PRO) of MVTec AD (Bergmann et al., CVPR 2020 / IJCV 2021; metrics.md).
+"""Per-region overlap (PRO) of MVTec AD (Bergmann et al., CVPR 2020 / IJCV 2021; docs/evaluation.md).
 
 Regions are the 8-connected components of each ground-truth mask (``scipy.ndimage.label`` with a
 3x3 structuring element); the PRO at threshold ``t`` is the mean over all regions of all test images
 of ``TP_region / area_region``; the FPR is taken over all defect-free pixels of all test images; the
 score is the area under PRO-vs-FPR up to 0.3, divided by 0.3. Computed exactly over all distinct
 scores, like the official MVTec AD script (which merges tied scores too). The authors' GLCF code
-used 200 evenly spaced thresholds and rescaled the FPR axis by its maximum (spec section 8): not
+used 200 evenly spaced thresholds and rescaled the FPR axis by its maximum: not
 reproduced.
 
 Per-type values pool the good images with that type's images (the same convention as LOCO).

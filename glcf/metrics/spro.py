@@ -1,4 +1,4 @@
-"""Saturated per-region overlap (sPRO) of MVTec LOCO AD (Bergmann et al., IJCV 2022; metrics.md).
+"""Saturated per-region overlap (sPRO) of MVTec LOCO AD (Bergmann et al., IJCV 2022; docs/evaluation.md).
 
 Definitions (exactly those of the official evaluation, v2.0):
 

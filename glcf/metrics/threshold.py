@@ -1,4 +1,4 @@
-"""Decision threshold from normal images only, and the classification metrics it gives (metrics.md).
+"""Decision threshold from normal images only, and the classification metrics it gives (docs/evaluation.md).
 
 The threshold is a statistic of *held-out normal* image scores (LOCO ``validation/good``, or the
 seeded hold-out of ``train/good``), never of test anomalies:

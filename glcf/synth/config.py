@@ -1,6 +1,6 @@
 """Settings of the synthetic LOCO-like data generator (``glcf generate``, ``params.yaml: data.generator``).
 
-The generator writes MVTec LOCO AD layouts (Bergmann et al., IJCV 2022; ``metrics.md``). Its settings
+The generator writes MVTec LOCO AD layouts (Bergmann et al., IJCV 2022; docs/evaluation.md). Its settings
 are plain frozen dataclasses so that ``params.yaml`` can mirror them: ``GeneratorConfig.from_dict``
 rejects unknown keys and every error names the offending field (``counts.train: ...``).
 """

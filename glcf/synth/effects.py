@@ -4,9 +4,8 @@ Structural anomalies (MVTec AD / LOCO AD "structural": scratches, cracks, dents,
 broken parts) are local: they change how a surface looks, not which parts a scene holds. Each painter
 works on the supersampled colour canvas, restricted to a *surface* silhouette chosen by the category,
 and returns the binary region it changed, which becomes the ground-truth mask. The shapes are drawn
-with PIL (no library paints such defects); the randomness comes from the caller's generator. The
-subtle painters (``SUBTLE_PAINTERS``: a faint stain, a hairline crack, a shallow dent) are small,
-low-contrast versions that a category picks with ``DefectSpec.painter``.
+with PIL (no library paints such defects); the randomness comes from the caller's generator. Their
+small, low-contrast versions are in :mod:`glcf.synth.subtle`; :mod:`glcf.synth.painters` names them all.
 """
 
 from __future__ import annotations
@@ -15,11 +14,11 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw
 
 from glcf.synth.draw import Frame, dilate, erode
 
-__all__ = ["PAINTERS", "SUBTLE_PAINTERS", "finish", "finish_mask"]
+__all__ = ["Painter", "broken_part", "contamination", "crack", "dent", "finish", "finish_mask", "scratch"]
 
 Painter = Callable[[Image.Image, Image.Image, Frame, np.random.Generator, Callable[[], Image.Image]], Image.Image]
 
@@ -61,7 +60,7 @@ def finish_mask(canvas_mask: Image.Image, frame: Frame) -> np.ndarray:
 # helpers
 
 
-def _pick_point(surface: Image.Image, rng: np.random.Generator, erode_to: float = 0.0) -> tuple[float, float]:
+def pick_point(surface: Image.Image, rng: np.random.Generator, erode_to: float = 0.0) -> tuple[float, float]:
     """A random canvas point on the surface, preferring points at least ``erode_to`` px inside it."""
     arr = np.asarray(surface)
     if erode_to > 0:
@@ -77,7 +76,7 @@ def _pick_point(surface: Image.Image, rng: np.random.Generator, erode_to: float 
     return float(x), float(y)
 
 
-def _contrast_ink(canvas: Image.Image, where: Image.Image, amount: int) -> tuple[int, int, int]:
+def contrast_ink(canvas: Image.Image, where: Image.Image, amount: int) -> tuple[int, int, int]:
     """A colour ``amount`` levels darker than the surface under ``where`` (lighter on dark surfaces)."""
     arr = np.asarray(canvas, dtype=np.float32)[np.asarray(where) > 0]
     mean = arr.mean(axis=0) if len(arr) else np.array([128.0, 128.0, 128.0])
@@ -99,7 +98,7 @@ def _wobbly_path(
     return pts
 
 
-def _stamp(
+def stamp(
     canvas: Image.Image, layer: Image.Image, colour: tuple[int, int, int], surface: Image.Image | None
 ) -> Image.Image:
     """Paint ``colour`` where ``layer`` is set (and on the surface, if given); return that region (0/255)."""
@@ -121,7 +120,7 @@ def scratch(
 ) -> Image.Image:
     """Two or three nearly parallel, slightly curved bright/dark strokes 55-95 design units long."""
     k = frame.k
-    x, y = _pick_point(surface, rng, erode_to=10 * k)
+    x, y = pick_point(surface, rng, erode_to=10 * k)
     angle = rng.uniform(0, math.pi)
     length = rng.uniform(55, 95) * k
     layer = Image.new("L", canvas.size, 0)
@@ -133,11 +132,11 @@ def scratch(
         sy = y + normal[1] * off - math.sin(angle) * length / 2
         pts = _wobbly_path((sx, sy), angle, length * rng.uniform(0.75, 1.0), 12, 0.04, rng)
         draw.line(pts, fill=255, width=max(1, round(rng.uniform(2.2, 3.2) * k)), joint="curve")
-    colour = _contrast_ink(canvas, dilate(layer, 3 * k), int(rng.integers(90, 120)))
-    return dilate(_stamp(canvas, layer, colour, surface), 1.5 * k)
+    colour = contrast_ink(canvas, dilate(layer, 3 * k), int(rng.integers(90, 120)))
+    return dilate(stamp(canvas, layer, colour, surface), 1.5 * k)
 
 
-def _crack_trunk(
+def crack_trunk(
     draw: ImageDraw.ImageDraw,
     centre: tuple[float, float],
     angle: float,
@@ -154,7 +153,7 @@ def _crack_trunk(
     return trunk
 
 
-def _crack_branch(
+def crack_branch(
     draw: ImageDraw.ImageDraw,
     trunk: list[tuple[float, float]],
     margin: int,
@@ -181,16 +180,16 @@ def crack(
 ) -> Image.Image:
     """A jagged, branching crack 55-85 design units long, dark on light surfaces and light on dark."""
     k = frame.k
-    x, y = _pick_point(surface, rng, erode_to=8 * k)
+    x, y = pick_point(surface, rng, erode_to=8 * k)
     angle = rng.uniform(0, 2 * math.pi)
     length = rng.uniform(55, 85) * k
     layer = Image.new("L", canvas.size, 0)
     draw = ImageDraw.Draw(layer)
-    trunk = _crack_trunk(draw, (x, y), angle, length, 8, 0.5, max(1, round(2.8 * k)), rng)
+    trunk = crack_trunk(draw, (x, y), angle, length, 8, 0.5, max(1, round(2.8 * k)), rng)
     for _ in range(int(rng.integers(2, 4))):
-        _crack_branch(draw, trunk, 2, angle, (0.6, 1.2), length * 0.3, 5, 0.5, max(1, round(1.8 * k)), rng)
-    colour = _contrast_ink(canvas, dilate(layer, 3 * k), int(rng.integers(110, 140)))
-    return dilate(_stamp(canvas, layer, colour, surface), 1.5 * k)
+        crack_branch(draw, trunk, 2, angle, (0.6, 1.2), length * 0.3, 5, 0.5, max(1, round(1.8 * k)), rng)
+    colour = contrast_ink(canvas, dilate(layer, 3 * k), int(rng.integers(110, 140)))
+    return dilate(stamp(canvas, layer, colour, surface), 1.5 * k)
 
 
 def dent(
@@ -202,7 +201,7 @@ def dent(
 ) -> Image.Image:
     """An elliptical depression 30-40 x 20-28 design units: shaded side, bright rim, dark crease."""
     k = frame.k
-    x, y = _pick_point(surface, rng, erode_to=12 * k)
+    x, y = pick_point(surface, rng, erode_to=12 * k)
     a, b = rng.uniform(15, 20) * k, rng.uniform(10, 14) * k
     rot = rng.uniform(0, math.pi)
     light = rng.uniform(0, 2 * math.pi)
@@ -247,7 +246,7 @@ def contamination(
     It lies on top of the scene, so only its position (not its extent) is restricted to the surface.
     """
     k = frame.k
-    x, y = _pick_point(surface, rng, erode_to=6 * k)
+    x, y = pick_point(surface, rng, erode_to=6 * k)
     layer = Image.new("L", canvas.size, 0)
     draw = ImageDraw.Draw(layer)
     if rng.random() < 0.3:  # a fibre
@@ -268,7 +267,7 @@ def contamination(
     under = np.asarray(canvas, dtype=np.float32)[np.asarray(dilate(layer, 2 * k)) > 0].mean(axis=0)
     options = sorted(CONTAMINANTS, key=lambda c: -float(np.abs(np.array(c, dtype=np.float32) - under).sum()))
     colour = options[int(rng.integers(0, 2))]
-    return dilate(_stamp(canvas, layer, colour, None), 1.5 * k)
+    return dilate(stamp(canvas, layer, colour, None), 1.5 * k)
 
 
 def broken_part(
@@ -308,127 +307,3 @@ def broken_part(
     rim = ImageChops.multiply(rim, surface)
     canvas.paste((40, 36, 32), (0, 0), rim)
     return dilate(ImageChops.lighter(region, rim), 1.0 * k)
-
-
-# --------------------------------------------------------------------------------------------------
-# subtle painters: small and low contrast, visible only on a close look
-
-
-def _shift(canvas: Image.Image, box: tuple[int, int, int, int], delta: np.ndarray) -> None:
-    """Add ``delta`` (``[h, w]`` or ``[h, w, 3]`` grey levels) to the canvas inside ``box``."""
-    x0, y0, x1, y1 = box
-    arr = np.asarray(canvas, dtype=np.float32).copy()
-    arr[y0:y1, x0:x1] += delta if delta.ndim == 3 else delta[..., None]
-    canvas.paste(Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "RGB"))
-
-
-def _window(canvas: Image.Image, x: float, y: float, r: float) -> tuple[int, int, int, int]:
-    """The canvas box around a disc of radius ``r`` (clipped to the canvas)."""
-    w, h = canvas.size
-    return max(0, int(x - r - 2)), max(0, int(y - r - 2)), min(w, int(x + r + 3)), min(h, int(y + r + 3))
-
-
-def _region(canvas: Image.Image, box: tuple[int, int, int, int], changed: np.ndarray) -> Image.Image:
-    """A full-canvas 0/255 mask that is ``changed`` inside ``box``."""
-    x0, y0, x1, y1 = box
-    region = np.zeros((canvas.height, canvas.width), dtype=np.uint8)
-    region[y0:y1, x0:x1] = changed * 255
-    return Image.fromarray(region, "L")
-
-
-def faint_stain(
-    canvas: Image.Image,
-    surface: Image.Image,
-    frame: Frame,
-    rng: np.random.Generator,
-    _without: Callable[[], Image.Image],
-) -> Image.Image:
-    """A soft, low-contrast blotch (a dried drop): 4-8% of the target surface (radius 8-18 design
-    units), at most 12-25 levels darker (lighter on dark surfaces) with a faint brown tint."""
-    k = frame.k
-    area = np.count_nonzero(np.asarray(surface)) / k**2
-    radius = float(np.clip(math.sqrt(rng.uniform(0.04, 0.08) * area / math.pi), 8.0, 18.0)) * k
-    x, y = _pick_point(surface, rng, erode_to=0.6 * radius)
-    layer = Image.new("L", canvas.size, 0)
-    angles = np.sort(rng.uniform(0, 2 * math.pi, 12))
-    radii = radius * rng.uniform(0.65, 1.0, 12)
-    ImageDraw.Draw(layer).polygon(
-        [(x + r * math.cos(t), y + r * math.sin(t)) for t, r in zip(angles, radii, strict=True)], fill=255
-    )
-    box = _window(canvas, x, y, radius * 1.6)
-    soft = layer.crop(box).filter(ImageFilter.GaussianBlur(0.3 * radius))
-    alpha = np.asarray(soft, dtype=np.float32) / 255 * (np.asarray(surface.crop(box)) > 0)
-    alpha /= max(float(alpha.max()), 1e-6)
-    under = np.asarray(canvas.crop(box), dtype=np.float32)[alpha > 0.5].mean(axis=0)
-    sign = -1.0 if float(under @ np.array([0.299, 0.587, 0.114])) > 110 else 1.0
-    amount = rng.uniform(12.0, 25.0)
-    tint = np.array([0.85, 0.95, 1.0] if sign > 0 else [0.8, 0.95, 1.0], dtype=np.float32)
-    delta = sign * amount * alpha[..., None] * tint
-    _shift(canvas, box, delta)
-    return dilate(_region(canvas, box, alpha * amount >= 2.0), 1.0 * k)
-
-
-def hairline_crack(
-    canvas: Image.Image,
-    surface: Image.Image,
-    frame: Frame,
-    rng: np.random.Generator,
-    _without: Callable[[], Image.Image],
-) -> Image.Image:
-    """A thin (about 1 design unit) wobbly line 28-45 design units long, sometimes with one short
-    branch, only 30-45 levels darker than the surface (lighter on dark surfaces)."""
-    k = frame.k
-    x, y = _pick_point(surface, rng, erode_to=5 * k)
-    angle = rng.uniform(0, 2 * math.pi)
-    length = rng.uniform(28, 45) * k
-    layer = Image.new("L", canvas.size, 0)
-    draw = ImageDraw.Draw(layer)
-    width = max(1, round(1.0 * k))
-    trunk = _crack_trunk(draw, (x, y), angle, length, 9, 0.3, width, rng)
-    if rng.random() < 0.5:
-        _crack_branch(draw, trunk, 3, angle, (0.5, 1.0), length * 0.25, 4, 0.3, width, rng)
-    under = ImageChops.multiply(dilate(layer, 3 * k), surface)  # the surface colour, not its surroundings
-    colour = _contrast_ink(canvas, under, int(rng.integers(30, 46)))
-    return dilate(_stamp(canvas, layer, colour, surface), 1.5 * k)
-
-
-def shallow_dent(
-    canvas: Image.Image,
-    surface: Image.Image,
-    frame: Frame,
-    rng: np.random.Generator,
-    _without: Callable[[], Image.Image],
-) -> Image.Image:
-    """A small shallow depression 18-26 x 14-20 design units: a soft shading gradient of at most
-    16-26 levels from its lit to its shaded side, no rim and no crease."""
-    k = frame.k
-    x, y = _pick_point(surface, rng, erode_to=8 * k)
-    a, b = rng.uniform(9, 13) * k, rng.uniform(7, 10) * k
-    rot, light = rng.uniform(0, math.pi), rng.uniform(0, 2 * math.pi)
-    amp = rng.uniform(16.0, 26.0)
-    box = _window(canvas, x, y, a)
-    yy, xx = np.mgrid[box[1] : box[3], box[0] : box[2]].astype(np.float32)
-    dx, dy = xx - x, yy - y
-    u = (dx * math.cos(rot) + dy * math.sin(rot)) / a
-    v = (-dx * math.sin(rot) + dy * math.cos(rot)) / b
-    r2 = u * u + v * v
-    inside = (r2 < 1.0) & (np.asarray(surface.crop(box)) > 0)
-    side = (dx * math.cos(light) + dy * math.sin(light)) / a
-    depth = np.sqrt(np.clip(1 - r2, 0, 1))
-    delta = np.where(inside, -amp * side * depth - 0.35 * amp * depth * depth, 0.0).astype(np.float32)
-    _shift(canvas, box, delta)
-    return dilate(_region(canvas, box, inside), 1.0 * k)
-
-
-PAINTERS: dict[str, Painter] = {
-    "scratch": scratch,
-    "crack": crack,
-    "dent": dent,
-    "contamination": contamination,
-    "broken_part": broken_part,
-    "faint_stain": faint_stain,
-    "hairline_crack": hairline_crack,
-    "shallow_dent": shallow_dent,
-}
-#: Painters of small, low-contrast defects (kinds ``contamination``, ``crack`` and ``dent``).
-SUBTLE_PAINTERS = ("faint_stain", "hairline_crack", "shallow_dent")

@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image, ImageChops
 
 from glcf.synth.draw import Frame
-from glcf.synth.effects import PAINTERS, finish, finish_mask
+from glcf.synth.effects import finish, finish_mask
+from glcf.synth.painters import PAINTERS
 from glcf.synth.scene import Category, DefectSpec, Part, Scene
 
 __all__ = ["SPLITS", "Sample", "SplitSpec", "defect_for", "image_key", "make_sample"]

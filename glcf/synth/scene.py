@@ -91,7 +91,7 @@ class DefectSpec:
         description: one line for humans.
         relational: a logical anomaly in which every part is normal on its own and only the relation
             between parts far apart (same colour, same count, same level) is broken.
-        painter: the structural painter of ``effects.PAINTERS`` (default: the one named ``kind``).
+        painter: the structural painter of ``painters.PAINTERS`` (default: the one named ``kind``).
     """
 
     name: str

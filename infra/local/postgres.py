@@ -1,4 +1,4 @@
-"""Private PostgreSQL cluster of the local stack (stack.md "PostgreSQL").
+"""Private PostgreSQL cluster of the local stack.
 
 ``initdb`` into ``<state>/postgres/data`` once, then ``pg_ctl -w start`` on 127.0.0.1 only (no Unix socket), with
 SCRAM passwords on TCP. The binaries come from ``GLCF_PG_BINDIR`` or the newest ``/usr/lib/postgresql/<ver>/bin``

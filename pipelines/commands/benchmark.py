@@ -16,7 +16,7 @@ def benchmark(
     variants: Annotated[
         str | None,
         typer.Option(
-            help="comma-separated variants (pipelines.benchmark.VARIANTS; an unknown name lists them); default all"
+            help="comma-separated variants (pipelines.benchmark.plan.VARIANTS; an unknown name lists them); default all"
         ),
     ] = None,
     params: Annotated[Path, typer.Option("--params", "-p", help="base parameter file")] = Path("params.yaml"),
@@ -58,7 +58,8 @@ def benchmark(
             typer.echo(Path(out["markdown"]).read_text(encoding="utf-8"))
             typer.echo(f"parent run: {out['parent_run_id']}")
             return
-        from pipelines.benchmark import DEFAULT_VARIANTS, run_benchmark
+        from pipelines.benchmark.plan import DEFAULT_VARIANTS
+        from pipelines.benchmark.run import run_benchmark
 
         result = run_benchmark(
             params,

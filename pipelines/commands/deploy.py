@@ -1,4 +1,4 @@
-"""``glcf deploy``: one scheduled Prefect deployment per category on a work pool (see ``pipelines.deploy``)."""
+"""``glcf deploy``: one scheduled Prefect deployment per category on a work pool (see ``pipelines.flows.deploy``)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def deploy(
 
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # our loggers, outside any run
     from pipelines.commands.options import comma_list
-    from pipelines.deploy import apply_deployments, plan_deployments
+    from pipelines.flows.deploy import apply_deployments, plan_deployments
     from pipelines.logs import setup_logging
     from pipelines.prefect_env import apply_prefect_defaults
     from pipelines.settings import get_settings

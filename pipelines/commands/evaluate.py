@@ -34,7 +34,9 @@ def evaluate(
     ] = 0.15,
     seed: Annotated[int, typer.Option(help="seed of the hold-out split")] = 0,
     normal_class: Annotated[str, typer.Option(help="folder layout: the normal class")] = "normal",
-    threshold_method: Annotated[str, typer.Option(help="quantile or mean_std of held-out normal scores")] = "quantile",
+    threshold_method: Annotated[
+        str, typer.Option(help="gumbel, quantile or mean_std of the held-out normal scores")
+    ] = "gumbel",
     quantile: Annotated[float, typer.Option(help="quantile of the threshold")] = 0.99,
     k: Annotated[float, typer.Option(help="k of mean + k * std")] = 3.0,
     batch_size: Annotated[int, typer.Option(help="images per forward pass")] = 16,
@@ -51,6 +53,7 @@ def evaluate(
     from glcf.checkpoint import CheckpointError
     from glcf.data import DatasetLayoutError, read_category
     from glcf.evaluation import evaluate_model
+    from glcf.metrics import Threshold
     from glcf.stats import NormStats
 
     try:
@@ -59,7 +62,7 @@ def evaluate(
             record = json.loads(calibration.read_text())
             try:
                 stats = NormStats.from_dict(record["norm_stats"])
-                threshold = float(record["threshold"]["value"])
+                threshold = Threshold(**record["threshold"])
             except (KeyError, TypeError) as exc:
                 msg = f"{calibration}: not a calibration record (needs norm_stats and threshold.value): {exc!r}"
                 raise ValueError(msg) from exc

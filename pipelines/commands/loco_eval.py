@@ -1,4 +1,4 @@
-"""``glcf loco-eval``: score any model's MVTec LOCO AD anomaly maps the way the field does (metrics.md)."""
+"""``glcf loco-eval``: score any model's MVTec LOCO AD anomaly maps the way the field does (docs/evaluation.md)."""
 
 from __future__ import annotations
 

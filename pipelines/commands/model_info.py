@@ -17,7 +17,7 @@ def model_info(
 
     The model is built with random encoder weights, so this works offline.
     """
-    from glcf.config import preset as get_preset
+    from glcf.presets import preset as get_preset
 
     try:
         cfg = get_preset(preset, image_size=image_size)

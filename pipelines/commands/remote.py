@@ -4,7 +4,7 @@ Writes through DVC's own configuration API (the same code path as ``dvc remote a
 ``url``, ``endpointurl`` and ``region`` go to the committed ``.dvc/config``; credentials, only when asked with
 ``--local-credentials``, go to the git-ignored ``.dvc/config.local``, taken from the environment
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` through :mod:`pipelines.settings`). Without that flag DVC reads the
-same variables at push/pull time, which is the recommended setup for CI and workers (architecture.md).
+same variables at push/pull time, which is the recommended setup for CI and workers (docs/operations.md, Remotes).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The benchmark as a Prefect flow: one task run per (variant, category), the table as an artifact.
 
-The flow calls :func:`pipelines.benchmark.run_benchmark` (the same function as ``glcf benchmark``)
+The flow calls :func:`pipelines.benchmark.run.run_benchmark` (the same function as ``glcf benchmark``)
 and hands it a task for the jobs, so each variant shows up as its own task run with its state and
 logs. Jobs run one after the other: variants with equal training settings reuse the first one's
 checkpoint, and training already uses every core.
@@ -16,7 +16,8 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipelines.benchmark import DEFAULT_VARIANTS, BenchmarkJob, JobResult, run_benchmark, run_benchmark_job
+from pipelines.benchmark.plan import DEFAULT_VARIANTS, BenchmarkJob, JobResult
+from pipelines.benchmark.run import run_benchmark, run_benchmark_job
 from pipelines.peers.jobs import PeerJob, run_peer_job
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def benchmark_flow(
 
     Args:
         categories: default ``data.categories``.
-        variants: default every variant of :data:`pipelines.benchmark.VARIANTS`.
+        variants: default every variant of :data:`pipelines.benchmark.plan.VARIANTS`.
         params_file: the base parameter file (its folder is the project root).
         epochs: override ``train.epochs`` for every variant.
         peers: anomalib baselines of :data:`pipelines.peers.PEERS` (the ``peers`` extra); default none.

@@ -4,7 +4,7 @@ A peer job fits one peer on one category's prepared splits (the pipeline's manif
 threshold on the held-out normal images as the calibrate stage does, evaluates the test split with
 :func:`glcf.evaluation.evaluate_predictions` into ``<paths.reports>/benchmark/peer-<name>/<category>``
 and logs an MLflow run nested under the benchmark's parent run. Its result is a
-:class:`pipelines.benchmark.JobResult`, so peers land in the same comparison table as the variants.
+:class:`pipelines.benchmark.plan.JobResult`, so peers land in the same comparison table as the variants.
 
 :func:`glcf_throughput` times GLCF's inference the way the peers' is timed (pre-loaded test images,
 one warm-up image, model and scoring in one pass), so the table compares like with like.
@@ -54,7 +54,7 @@ def check_peers_installed(peers: list[str]) -> None:
 
 
 def peer_report_dir(params: PipelineParams, peer: str, category: str) -> Path:
-    from pipelines.benchmark import BENCHMARK_DIR
+    from pipelines.benchmark.plan import BENCHMARK_DIR
 
     return params.root / params.paths.reports / BENCHMARK_DIR / f"{PEER_DIR_PREFIX}{peer}" / category
 
@@ -93,10 +93,10 @@ def _log_peer_run(
 
 
 def run_peer_job(job: PeerJob) -> Any:
-    """Fit, evaluate and log one peer on one category; returns a :class:`pipelines.benchmark.JobResult`."""
+    """Fit, evaluate and log one peer on one category; returns a :class:`pipelines.benchmark.plan.JobResult`."""
     from glcf.evaluation import evaluate_predictions
     from glcf.metrics import calibrate_threshold
-    from pipelines.benchmark import JobResult
+    from pipelines.benchmark.plan import JobResult
     from pipelines.io import write_json
     from pipelines.stages.common import load_prepared, numeric_summary
 

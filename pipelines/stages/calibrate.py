@@ -1,6 +1,6 @@
 """Stage ``calibrate``: normalisation statistics and the decision threshold on held-out normal images.
 
-mu and sigma per branch and scale (spec 7.2, with the fixes of section 10 #9: held-out images, the
+mu and sigma per branch and scale (paper eq. (6); docs/model.md, Normalisation statistics: held-out images, the
 same smoothing as at test time) come from the ``validation`` split (LOCO ``validation/good`` or a
 seeded hold-out of ``train/good``). The image threshold is a quantile (or mean + k std) of the same
 held-out images' scores: no test image is ever used.

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipelines.io import read_json, write_json
 from pipelines.params import CategoryPaths, PipelineParams
-from pipelines.stages.common import dataset, load_prepared, numeric_summary
+from pipelines.stages.common import load_prepared, numeric_summary
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +47,6 @@ def write_roc_tables(out_dir: Path, types: list[str], labels: list[int], scores:
             writer.writerows(zip(fpr.round(6), tpr.round(6), np.where(np.isfinite(thr), thr, 1e30), strict=True))
 
 
-def extra_scores(params: PipelineParams, pred: Any) -> dict[str, Any]:
-    """Scores reported next to the model's own: each branch alone, and the paper's std of the fused map."""
-    scores = {"local": pred.local_scores, "global": pred.global_scores}
-    if params.glcf.scoring.image_score != "std" and pred.anomaly_maps is not None:
-        scores["std"] = pred.anomaly_maps.reshape(len(pred.anomaly_maps), -1).std(axis=1)  # population std
-    return scores
-
-
-def score_name(params: PipelineParams) -> str:
-    scoring = params.glcf.scoring
-    fused = f"fused a={scoring.alpha:g} b={scoring.beta:g}" if scoring.mode == "fused" else scoring.mode
-    return f"{scoring.image_score} of the {fused} map"
-
-
 def evaluate_category(
     params: PipelineParams,
     data: Any,
@@ -73,26 +59,21 @@ def evaluate_category(
     plots: bool,
 ) -> Any:
     """Predict the test split and write the evaluation report (shared with the promotion review)."""
-    from glcf.evaluation import evaluate_predictions
-    from glcf.inference import predict
-    from glcf.scoring import AnomalyScorer
+    from glcf.evaluation import evaluate_scored
 
-    scorer = AnomalyScorer(params.glcf.scoring, stats, model.config.image_size)
-    test = dataset(data.test, model)
-    pred = predict(model, test, scorer, batch_size=params.evaluate.batch_size, keep_maps=True, progress=progress)
-    result = evaluate_predictions(
+    return evaluate_scored(
+        model,
         data,
-        pred.image_scores,
-        pred.anomaly_maps,
         out_dir,
-        threshold=threshold,
-        score_name=score_name(params),
-        extra_scores=extra_scores(params, pred),
+        stats,
+        threshold,
+        batch_size=params.evaluate.batch_size,
+        device=params.glcf.train.device,
         spro_limits=params.evaluate.max_fpr_limits,
-        plots=plots,
         gallery_size=params.evaluate.gallery_size,
+        plots=plots,
+        progress=progress,
     )
-    return result, pred
 
 
 def run_evaluate(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> EvaluateResult:

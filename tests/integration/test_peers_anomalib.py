@@ -63,7 +63,7 @@ def test_peer_job_logs_a_child_run_with_our_metrics(data_root: Path, tmp_path: P
     from mlflow import MlflowClient
 
     from pipelines import tracking
-    from pipelines.benchmark import ensure_prepared
+    from pipelines.benchmark.run import ensure_prepared
     from pipelines.params import load_params
     from pipelines.peers import PeerJob, run_peer_job
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from pipeline_project import CATEGORY, TinyProject, shared_tiny_project
 
-from pipelines.benchmark import COLUMNS
+from pipelines.benchmark.table import COLUMNS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -134,6 +134,22 @@ def test_report_lists_each_category_from_its_reports(tiny_project: TinyProject) 
     assert table[0].split()[:4] == ["category", "image", "AUROC", "logical"]
     assert table[2].startswith(CATEGORY)
     assert "image AUROC per defect type (fused / local branch alone / global branch alone)" in table
+
+
+def test_evaluate_command_reports_what_the_evaluate_stage_reports(tiny_project: TinyProject, tmp_path: Path) -> None:
+    """``glcf evaluate`` with the stage's checkpoint and calibration runs the stage's evaluation: same figures."""
+    root = tiny_project.root
+    out = tmp_path / "report"
+    tiny_project.run(
+        "glcf", "evaluate", "--checkpoint", str(root / "models" / CATEGORY / "model.pt"),
+        "--calibration", str(root / "models" / CATEGORY / "calibration.json"),
+        "--data-root", str(root / "data" / "raw"), "--category", CATEGORY, "--out", str(out), "--device", "cpu",
+    )  # fmt: skip
+    stage = json.loads((root / "reports" / CATEGORY / "metrics.json").read_text())
+    command = json.loads((out / "metrics.json").read_text())
+    assert command["summary"] == pytest.approx(stage["summary"], rel=1e-6)
+    assert command["image_score"] == stage["image_score"]
+    assert command["threshold"] == stage["threshold"]
 
 
 def test_stage_after_a_lost_tracking_store_backfills_the_training(tiny_project: TinyProject, tmp_path: Path) -> None:

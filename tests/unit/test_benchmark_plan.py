@@ -8,17 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.benchmark import (
-    COLUMNS,
-    VARIANTS,
-    BenchmarkError,
-    JobResult,
-    markdown_table,
-    plan,
-    table_rows,
-    training_key,
-    variant_overrides,
-)
+from pipelines.benchmark.plan import VARIANTS, BenchmarkError, JobResult, plan, variant_overrides
+from pipelines.benchmark.run import training_key
+from pipelines.benchmark.table import COLUMNS, markdown_table, table_rows
 from pipelines.io import write_json
 from pipelines.params import ParamsError, load_params
 

@@ -52,7 +52,7 @@ def test_position_encoding_column_first_quirk() -> None:
 
 def test_ms_pem_paper_counts_and_shapes() -> None:
     pem = MSPatchEmbed((192, 384, 768), (28, 14, 7), (4, 2, 1), 240)
-    # spec section 2/3.3, hand counts: 192*4*4*240+240, 384*2*2*240+240, 768*240+240
+    # hand counts (docs/model.md, Parameter counts): 192*4*4*240+240, 384*2*2*240+240, 768*240+240
     assert [sum(p.numel() for p in e.parameters()) for e in pem.embeds] == [737_520, 368_880, 184_560]
     taps = [torch.randn(2, 192, 28, 28), torch.randn(2, 384, 14, 14), torch.randn(2, 768, 7, 7)]
     t0 = pem(taps)
@@ -79,7 +79,7 @@ def test_ms_pem_sums_tokens_row_major() -> None:
 
 def test_vit_block_count_at_d240() -> None:
     block = Block(240, 12, mlp_ratio=4.0, qkv_bias=True, norm_layer=torch.nn.LayerNorm)
-    assert sum(p.numel() for p in block.parameters()) == 694_320  # spec section 3.3
+    assert sum(p.numel() for p in block.parameters()) == 694_320  # docs/model.md, Parameter counts
     assert block.norm1.eps == 1e-5
 
 
@@ -102,7 +102,7 @@ def _lengths(model: SemanticAggregation) -> dict[str, int]:
     [("pss", 18, 18), ("ps", 18, 9), ("pgs", 10, 10), ("plain", 9, None)],
 )
 def test_sam_layout_token_flow(layout: str, encoder_len: int, global_len: int | None) -> None:
-    """Spec table 3.2 with L = 9: encoder / global-decoder sequence lengths of each layout."""
+    """docs/model.md, Bottleneck (SAM layouts) with L = 9: encoder / global-decoder sequence lengths of each layout."""
     model = sam(layout)
     seen = _lengths(model)
     g, o = model(torch.randn(2, 9, 32))
@@ -117,7 +117,7 @@ def test_sam_layout_token_flow(layout: str, encoder_len: int, global_len: int | 
 def test_sam_parameter_counts_and_tokens() -> None:
     d, L = 240, 49
     paper = SemanticAggregation(d, 6, 12, 16, 4.0, grid=7, out_dim=768, layout="pss")
-    # 18 blocks + encoder LN + W_e + 2 output LNs + head 240->768 + tokens a, b (spec section 3.3)
+    # 18 blocks + encoder LN + W_e + 2 output LNs + head 240->768 + tokens a, b (docs/model.md)
     expected = 18 * 694_320 + 480 + 57_840 + 2 * 480 + 185_088 + 2 * 240
     assert sum(p.numel() for p in paper.parameters()) == expected == 12_742_608
     assert paper.token_a.shape == paper.token_b.shape == (1, 1, d)

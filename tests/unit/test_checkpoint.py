@@ -17,8 +17,9 @@ from glcf.checkpoint import (
     load_model_file,
     save_checkpoint,
 )
-from glcf.config import config_to_dict, preset
+from glcf.config import config_to_dict
 from glcf.model import GLCFModel, build_glcf
+from glcf.presets import preset
 from glcf.stats import NormStats
 
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))

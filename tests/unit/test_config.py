@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from glcf.config import GLCFConfig, config_from_dict, config_to_dict, preset
+from glcf.config import GLCFConfig, ScoringConfig, TrainConfig, config_from_dict, config_to_dict
+from glcf.presets import preset
 
 
 @pytest.mark.parametrize(
@@ -70,3 +71,15 @@ def test_overrides_merge_nested() -> None:
     assert cfg.bottleneck.dim == preset("tiny").bottleneck.dim
     assert cfg.loss.global_estimation == 0.5
     assert cfg.replace(image_size=128).image_size == 128
+
+
+@pytest.mark.parametrize(
+    ("part", "needle"),
+    [
+        ({"scoring": ScoringConfig(fusion="nope")}, "scoring.fusion: must be one of fixed, calibrated; got 'nope'"),
+        ({"train": TrainConfig(amp="fp8")}, "train.amp: must be one of auto, bf16, off; got 'fp8'"),
+    ],
+)
+def test_choices_come_from_the_annotations_also_when_built_directly(part: dict, needle: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        GLCFConfig(**part)

@@ -22,7 +22,7 @@ def test_paper_shapes(paper_decoder: SwinDecoder) -> None:
 
 
 def test_paper_parameter_count(paper_decoder: SwinDecoder) -> None:
-    """Hand count (spec section 4.1, "about 13.1 M"), from the layer definitions:
+    """Hand count (docs/model.md, Parameter counts: "about 13.1 M"), from the layer definitions:
 
     up0 768*1536 + LN 2*384 = 1,180,416; Swin block at 384 (12 heads, window 7):
     LN 768 + qkv 384*1152+1152 + proj 384*384+384 + bias table 13*13*12 + LN 768 + MLP 384*1536+1536

@@ -1,4 +1,4 @@
-"""Planning of the scheduled deployments (pipelines.deploy) and the choice of task runner, without servers."""
+"""Planning of the scheduled deployments (pipelines.flows.deploy) and the choice of task runner, without servers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.deploy import load_schedule, plan_deployments
 from pipelines.flows.category import task_runner
+from pipelines.flows.deploy import load_schedule, plan_deployments
 
 PARAMS = {
     "data": {"categories": ["pushpins", "breakfast_box"]},

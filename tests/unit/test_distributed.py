@@ -12,10 +12,10 @@ import torch
 import torch.multiprocessing as mp
 from tensor_images import DictImages, random_images, trainable
 
-from glcf.config import preset
 from glcf.distributed import DistributedSetupError, EpochShardSampler, dist_env
 from glcf.engine import fit
 from glcf.model import GLCFModel, build_glcf
+from glcf.presets import preset
 
 # drop path off: the only random op in training; with it each rank would draw other masks than one process
 TRAIN = {"epochs": 3, "batch_size": 4, "lr": 2e-3, "lr_final": 5e-4, "num_workers": 0, "device": "cpu"}
@@ -131,7 +131,8 @@ class RecordingImages(DictImages):
 
 def test_shards_are_the_single_process_batches() -> None:
     data = RecordingImages(images(11))  # 11 images, global batch 4: two full batches per epoch, 3 dropped
-    fit(tiny_model(), data, preset("tiny", train={**TRAIN, "epochs": 3}).train, progress=False)
+    # taps not cached: every epoch reads its images, which shows the order each epoch draws
+    fit(tiny_model(), data, preset("tiny", train={**TRAIN, "epochs": 3, "cache_features": False}).train, progress=False)
     training, memory_fill = data.reads[:24], data.reads[24:]
     assert memory_fill == list(range(11))  # after training, the normal memories read every image once, in order
     seen = [sorted(training[i : i + 4]) for i in range(0, len(training), 4)]

@@ -6,10 +6,10 @@ import pytest
 import timm
 import torch
 
-from glcf.config import preset
 from glcf.encoder import PyramidEncoder, SwinStageInputEncoder, build_encoder
 from glcf.loss import GLCFLoss
 from glcf.model import build_glcf
+from glcf.presets import preset
 from glcf.weights import create_backbone
 
 SWIN = "swin_tiny_patch4_window7_224"
@@ -31,7 +31,7 @@ def test_swin_tap_shapes(swin: SwinStageInputEncoder) -> None:
 
 
 def test_swin_taps_are_stage_inputs_recomputed_by_hooks(swin: SwinStageInputEncoder) -> None:
-    """Spec section 1: E1 = patch embedding, E2..E4 = outputs of the downsample (patch merging) of stages 2..4.
+    """docs/model.md, Encoder: E1 = patch embedding, E2..E4 = outputs of the downsample (patch merging) of stages 2..4.
 
     Recomputed on an unpruned timm Swin-T with the same weights by hooking timm's own forward pass.
     """

@@ -10,11 +10,12 @@ import torch
 from data_trees import make_loco
 from tensor_images import DictImages, random_images, trainable
 
-from glcf.config import GLCFConfig, preset
+from glcf.config import GLCFConfig
 from glcf.data import ImageDataset, read_category
 from glcf.engine import NonFiniteLossError, build_optimizer, build_scheduler, fit
 from glcf.loss import GLCFLoss
 from glcf.model import GLCFModel, build_glcf
+from glcf.presets import preset
 
 
 def images(n: int, seed: int = 1) -> torch.Tensor:
@@ -48,8 +49,9 @@ def test_fit_learns_a_tiny_dataset() -> None:
     assert {"loss/local_estimation", "loss/global_correspondence", "loss/global_estimation"} <= set(result.history[0])
 
 
-def test_encoder_stays_frozen_and_in_eval_during_fit(tmp_path: Path) -> None:
-    model = tiny(epochs=2, batch_size=4)
+@pytest.mark.parametrize("cache_features", [True, False])
+def test_encoder_stays_frozen_and_in_eval_during_fit(cache_features: bool, tmp_path: Path) -> None:
+    model = tiny(epochs=2, batch_size=4, cache_features=cache_features)
     encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}  # incl. BatchNorm stats
     seen: list[tuple[bool, bool]] = []
     model.encoder.register_forward_pre_hook(lambda m, args: seen.append((m.training, torch.is_grad_enabled())))
@@ -58,7 +60,8 @@ def test_encoder_stays_frozen_and_in_eval_during_fit(tmp_path: Path) -> None:
     records: list[dict[str, Any]] = []
     fit(model, list(images(4)), checkpoint_dir=tmp_path, on_epoch_end=records.append, progress=False)
 
-    assert len(seen) == 3  # 2 epochs x 1 step, then the memory fill; every forward with the encoder in eval
+    # cached: one pass over the 4 images feeds both epochs and the memory fill; else 2 epochs x 1 step + the fill
+    assert len(seen) == (1 if cache_features else 3)
     assert not any(training for training, _ in seen)
     assert model.training  # the trainable parts were in train mode
     assert model.memory.filled  # the normal memories come from the training images after the last epoch
@@ -161,7 +164,7 @@ def test_cached_images_are_decoded_once_with_loader_workers(tmp_path: Path) -> N
     """With ``num_workers > 0`` the cache is filled before the first epoch, so later epochs read no file."""
     make_loco(tmp_path)
     data = read_category(tmp_path, "box", "loco")
-    model = tiny(epochs=2, batch_size=2, num_workers=1)
+    model = tiny(epochs=2, batch_size=2, num_workers=1, cache_features=False)
     train_set = ImageDataset(data.train, model.config.image_size, model.mean, model.std, cache=True)
 
     def delete_the_files(record: dict[str, Any]) -> None:
@@ -172,3 +175,18 @@ def test_cached_images_are_decoded_once_with_loader_workers(tmp_path: Path) -> N
     result = fit(model, train_set, progress=False, on_epoch_end=delete_the_files)
     assert result.final_epoch == 2
     assert len(train_set._cache) == len(data.train)
+
+
+def test_cached_encoder_taps_train_as_the_images_do() -> None:
+    """The taps computed once give the same losses and weights as running the encoder at every step."""
+    data = DictImages(images(6))
+    runs = []
+    for cache_features in (True, False):
+        model = tiny(epochs=3, batch_size=2, cache_features=cache_features)
+        result = fit(model, data, progress=False)
+        runs.append(([h["loss"] for h in result.history], trainable(model), model.memory.layout_bank.clone()))
+    (cached_losses, cached_weights, cached_bank), (losses, weights, bank) = runs
+    assert cached_losses == pytest.approx(losses, rel=1e-5)
+    for name, value in weights.items():
+        torch.testing.assert_close(cached_weights[name], value, rtol=1e-4, atol=1e-5, msg=name)
+    torch.testing.assert_close(cached_bank, bank)

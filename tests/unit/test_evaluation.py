@@ -125,8 +125,8 @@ def test_evaluate_command_with_tiny_checkpoint_and_full_export(tmp_path):
     from typer.testing import CliRunner
 
     from glcf.checkpoint import export_full_model, save_checkpoint
-    from glcf.config import preset
     from glcf.model import build_glcf
+    from glcf.presets import preset
     from glcf.stats import NormStats
     from pipelines.cli import app
 

@@ -22,7 +22,7 @@ def maps(seed: int, batch: int = 3, requires_grad: bool = False) -> list[torch.T
 
 
 def np_m(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    """m(A, B) = 1/(B H W C) sum (A - B)^2, summed over the scales (spec section 5)."""
+    """m(A, B) = 1/(B H W C) sum (A - B)^2, summed over the scales (paper eq. (1)-(4))."""
     total = 0.0
     for x, y in zip(a, b, strict=True):
         d = x.detach().numpy().astype(np.float64) - y.detach().numpy().astype(np.float64)

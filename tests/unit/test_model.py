@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from glcf.config import preset
 from glcf.features import GLCFFeatures
 from glcf.loss import GLCFLoss
 from glcf.model import GLCFModel, build_glcf
+from glcf.presets import preset
 
 TINY_SHAPES = [(2, 24, 16, 16), (2, 40, 8, 8), (2, 112, 4, 4)]  # tf_efficientnet_lite0 taps at 64 px
 
@@ -109,13 +109,13 @@ def count(module: torch.nn.Module | None) -> int:
 def test_paper_shapes(paper: GLCFModel) -> None:
     with torch.no_grad():
         feats = paper.eval()(torch.randn(1, 3, 224, 224))
-    expected = [(1, 96, 56, 56), (1, 192, 28, 28), (1, 384, 14, 14)]  # spec section 4.3
+    expected = [(1, 96, 56, 56), (1, 192, 28, 28), (1, 384, 14, 14)]  # docs/model.md, Parameter counts
     for branch in feats.scales:
         assert shapes(branch) == expected
 
 
 def test_paper_parameter_counts(paper: GLCFModel) -> None:
-    """Spec section 3.3 / 4.1 hand counts: MS-PEM convs, bottleneck about 14.0 M, decoders about 13.1 M each."""
+    """Hand counts of docs/model.md: MS-PEM convs, bottleneck about 14.0 M, decoders about 13.1 M each."""
     assert paper.ms_pem is not None
     assert [count(e) for e in paper.ms_pem.embeds] == [737_520, 368_880, 184_560]
     bottleneck = count(paper.ms_pem) + count(paper.sam)

@@ -1,4 +1,4 @@
-"""``glcf model-info``: the real CLI in a subprocess; counts checked against the spec's hand counts."""
+"""``glcf model-info``: the real CLI in a subprocess; counts checked against the hand counts of docs/model.md."""
 
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ def paper_info() -> dict:
 
 def test_paper_counts(paper_info: dict) -> None:
     p = paper_info["parameters"]
-    # spec section 3.3: MS-PEM convs 737,520 + 368,880 + 184,560; bottleneck about 14.0 M
+    # docs/model.md, Parameter counts: MS-PEM convs 737,520 + 368,880 + 184,560; bottleneck about 14.0 M
     assert p["ms_pem"] == {"trainable": 737_520 + 368_880 + 184_560, "frozen": 0}
     assert p["bottleneck"]["trainable"] == pytest.approx(14.0e6, abs=0.05e6)
     for name in ("global_correspondence", "local_estimation", "global_estimation"):
-        assert p[name]["trainable"] == pytest.approx(13.1e6, abs=0.05e6)  # spec section 4.1
+        assert p[name]["trainable"] == pytest.approx(13.1e6, abs=0.05e6)  # docs/model.md, Parameter counts
         assert p[name]["frozen"] == 0
     assert p["encoder"]["trainable"] == 0
     assert p["encoder"]["frozen"] > 10e6  # Swin-T up to E4
@@ -44,7 +44,7 @@ def test_paper_counts(paper_info: dict) -> None:
 
 
 def test_paper_shapes(paper_info: dict) -> None:
-    s = paper_info["shapes"]  # spec section 4.3
+    s = paper_info["shapes"]  # docs/model.md, Parameter counts
     assert s["encoder"] == [[1, 96, 56, 56], [1, 192, 28, 28], [1, 384, 14, 14], [1, 768, 7, 7]]
     assert s["representations"] == {"global": [1, 768, 7, 7], "original": [1, 768, 7, 7]}
     for branch in ("global_corr", "local_est", "global_est"):

@@ -29,6 +29,14 @@ def test_project_params_file_is_valid() -> None:
     assert all(not k.startswith("model.train") for k in flat)
 
 
+def test_project_params_hold_the_default_preset() -> None:
+    """params.yaml spells out the ``default`` preset: the two must not drift apart."""
+    from glcf.config import config_to_dict
+    from glcf.presets import preset
+
+    assert config_to_dict(load_params(ROOT / "params.yaml").glcf) == config_to_dict(preset("default"))
+
+
 def test_overrides_and_preset(tmp_path: Path) -> None:
     path = write(tmp_path, {"data": {"categories": ["a"]}, "model": {"preset": "tiny"}, "train": {"epochs": 3}})
     params = load_params(path, overrides={"model.bottleneck.layout": "pgs", "data.root": "somewhere"})

@@ -12,8 +12,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pipelines.benchmark import JobResult, run_benchmark
-from pipelines.benchmark_table import MARKDOWN_WIDTH, markdown_table, table_rows, write_csv
+from pipelines.benchmark.plan import JobResult
+from pipelines.benchmark.run import run_benchmark
+from pipelines.benchmark.table import MARKDOWN_WIDTH, markdown_table, table_rows, write_csv
 from pipelines.peers import PEERS, LayerInfo, PeerError, check_layers, parse_peers, require_anomalib
 from pipelines.peers.jobs import check_peers_installed
 from pipelines.peers.models import pin_malloc_mmap_threshold, torch_threads
@@ -42,7 +43,7 @@ class FakeExtractor:
 
 
 def test_importing_the_pipeline_does_not_import_anomalib() -> None:
-    code = "import sys, glcf, glcf.model, pipelines.benchmark, pipelines.peers; print('anomalib' in sys.modules)"
+    code = "import sys, glcf, glcf.model, pipelines.benchmark.run, pipelines.peers; print('anomalib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False"
 

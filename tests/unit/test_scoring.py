@@ -263,9 +263,9 @@ class _DictImages(torch.utils.data.Dataset):
 
 
 def test_calibrate_and_predict_with_the_tiny_model() -> None:
-    from glcf.config import preset
     from glcf.inference import calibrate, predict
     from glcf.model import build_glcf
+    from glcf.presets import preset
 
     torch.manual_seed(0)
     model = build_glcf(preset("tiny"))
@@ -274,7 +274,7 @@ def test_calibrate_and_predict_with_the_tiny_model() -> None:
 
     stats = calibrate(model, list(images), model.config, batch_size=3, device="cpu", progress=False)
     assert model.training  # the previous mode is restored
-    # independent reference: one image at a time, numpy definition of spec 7.2
+    # independent reference: one image at a time, numpy definition (docs/model.md, Normalisation statistics)
     model.eval()
     with torch.no_grad():
         per_image = [per_scale_maps(model(images[i : i + 1]), 64, cfg) for i in range(5)]
@@ -303,9 +303,9 @@ def test_calibrate_and_predict_with_the_tiny_model() -> None:
 
 def test_calibrate_scored_equals_calibrate_then_predict() -> None:
     """One pass gives the statistics of ``calibrate`` and exactly the scores a second ``predict`` pass gives."""
-    from glcf.config import preset
     from glcf.inference import calibrate, calibrate_scored, predict
     from glcf.model import build_glcf
+    from glcf.presets import preset
 
     torch.manual_seed(0)
     model = build_glcf(preset("tiny"))

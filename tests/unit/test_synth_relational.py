@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from glcf.synth import CATEGORIES, DEFAULT_CATEGORIES, GeneratorConfig, SplitCounts, generate, make_sample
-from glcf.synth.effects import PAINTERS, SUBTLE_PAINTERS
+from glcf.synth.painters import PAINTERS, SUBTLE_PAINTERS
 from glcf.synth.sample import image_key
 
 RELATIONAL = ("bead_box", "jam_jars")

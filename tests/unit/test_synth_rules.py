@@ -18,7 +18,7 @@ from glcf.synth import (
     SplitCounts,
     make_sample,
 )
-from glcf.synth.effects import SUBTLE_PAINTERS
+from glcf.synth.painters import SUBTLE_PAINTERS
 from glcf.synth.sample import image_key
 
 NAMES = sorted(CATEGORIES)

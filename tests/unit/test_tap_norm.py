@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from glcf.config import preset
 from glcf.model import build_glcf, channel_layer_norm
+from glcf.presets import preset
 
 
 def rms(t: torch.Tensor) -> float:

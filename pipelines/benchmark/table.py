@@ -64,7 +64,7 @@ def _row(r: Any, extras: Sequence[str]) -> dict[str, Any]:
 def table_rows(results: Sequence[Any]) -> list[dict[str, Any]]:
     """One row per (variant, category), plus a ``mean`` row per variant over several categories.
 
-    ``results`` are :class:`pipelines.benchmark.JobResult`; GLCF variants and peers alike.
+    ``results`` are :class:`pipelines.benchmark.plan.JobResult`; GLCF variants and peers alike.
     """
     rows: list[dict[str, Any]] = []
     extras = _extra_keys(results)

@@ -1,4 +1,4 @@
-"""Scheduled retraining: one Prefect deployment per product category (architecture.md, "The pipeline").
+"""Scheduled retraining: one Prefect deployment per product category (docs/operations.md, Scheduled retraining).
 
 ``glcf deploy`` registers, for every category of ``data.categories``, the deployment
 ``glcf-category/retrain-<category>`` of :func:`pipelines.flows.category.category_flow` with

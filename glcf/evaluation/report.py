@@ -1,6 +1,6 @@
 """Evaluate a category from its test scores and anomaly maps: ``metrics.json``, per-image CSV, PNG plots.
 
-What is computed (metrics.md; spec section 10, items 12-13):
+What is computed (docs/evaluation.md):
 
 * image AUROC, total and normal vs each anomaly type (``mean`` = logical/structural average for
   LOCO), twice and labelled: with the model's own image score (GLCF: map std) and with the map
@@ -40,7 +40,7 @@ from glcf.metrics.threshold import Threshold, classification_metrics_by_type
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvaluationResult", "evaluate_model", "evaluate_predictions"]
+__all__ = ["EvaluationResult", "evaluate_predictions"]
 
 
 @dataclass(frozen=True)
@@ -150,60 +150,27 @@ def evaluate_predictions(
         ValueError: scores or maps whose count differs from the test split, or non-finite scores.
     """
     out = Path(out_dir)
-    n = len(data.test)
-    scores = np.asarray(image_scores, dtype=np.float64)
-    if scores.shape != (n,):
-        msg = f"image_scores: expected {n} scores (one per test image), got shape {scores.shape}"
-        raise ValueError(msg)
-    if not np.all(np.isfinite(scores)):
-        msg = f"image_scores: {int(np.sum(~np.isfinite(scores)))} non-finite score(s)"
-        raise ValueError(msg)
-    if anomaly_maps is not None and len(anomaly_maps) != n:
-        msg = f"anomaly_maps: expected {n} maps (one per test image), got {len(anomaly_maps)}"
-        raise ValueError(msg)
+    scores = _checked_scores(data, image_scores, anomaly_maps)
     types = [s.anomaly_type for s in data.test]
     labels = [s.label for s in data.test]
     thr = threshold.value if isinstance(threshold, Threshold) else threshold
-
     metrics: dict[str, Any] = {
         "category": data.category,
         "format": data.format,
         "n_images": {t: types.count(t) for t in sorted(set(types))},
         "image_score": score_name,
-        "image_auroc": image_auroc_by_type(types, labels, scores),
     }
-    summary: dict[str, float] = {f"image_auroc_{k}": v for k, v in metrics["image_auroc"].items()}
-    for name, values in (extra_scores or {}).items():
-        metrics[f"image_auroc_{name}"] = image_auroc_by_type(types, labels, values)
-        summary |= {f"image_auroc_{name}_{k}": v for k, v in metrics[f"image_auroc_{name}"].items()}
     loco_masks = loco_defect_masks(data) if data.format == "loco" else None  # read once: defect names and sPRO
     defects = image_defects(data, loco_masks)
-    metrics["defect_types"], metrics["image_auroc_defect"] = _per_defect(data, defects, labels, scores, extra_scores)
-    for defect, aucs in metrics["image_auroc_defect"].items():
-        summary |= {_defect_key(score, defect): v for score, v in aucs.items()}
-
+    summary = _image_metrics(metrics, data, defects, scores, extra_scores)
     full: list[np.ndarray] = []
-    map_max = None
     loc = None
     if anomaly_maps is not None:
         full = [
             resize_map(np.asarray(anomaly_maps[i]), s.size)
             for i, s in enumerate(tqdm(data.test, desc="resize maps", unit="map", leave=False))
         ]
-        map_max = np.array([float(m.max()) for m in full])
-        metrics["image_auroc_map_max"] = image_auroc_by_type(types, labels, map_max)
-        summary |= {f"image_auroc_map_max_{k}": v for k, v in metrics["image_auroc_map_max"].items()}
-        metrics["pixel_resolution"] = "original image size (maps resized bilinearly)"
-        if data.has_masks:
-            limits = spro_limits if data.format == "loco" else (pro_limit,)
-            loc = _localization(data, full, limits, loco_masks)
-            key = "spro" if data.format == "loco" else "pro"
-            metrics["pixel_auroc"] = loc.pixel_auroc
-            metrics[key] = {t: {limit_key(k): v for k, v in per.items()} for t, per in loc.auc.items()}
-            metrics[f"n_{'defects' if key == 'spro' else 'regions'}"] = loc.n_units
-            headline = 0.05 if key == "spro" and 0.05 in spro_limits else limits[0]
-            summary["pixel_auroc"] = loc.pixel_auroc
-            summary |= {f"{key}_{limit_key(headline)}_{t}": per[headline] for t, per in loc.auc.items()}
+        loc = _map_metrics(metrics, summary, data, full, loco_masks, spro_limits, pro_limit)
     if thr is not None:
         metrics["threshold"] = threshold.to_dict() if isinstance(threshold, Threshold) else {"value": thr}
         metrics["classification"] = classification_metrics_by_type(types, labels, scores, thr)
@@ -217,132 +184,140 @@ def evaluate_predictions(
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    map_max = [float(m.max()) for m in full] if full else None
+    csv_path = out / "per_image.csv"
+    _write_csv(csv_path, _per_image_rows(data, defects, scores, map_max, extra_scores, thr))
+    written: dict[str, Path] = {}
+    if plots:
+        written = _write_plots(out / "plots", data, scores, full, loc, thr, score_name, pro_limit, gallery_size)
+    logger.info("evaluation of %s written to %s: %s", data.category, out, summary)
+    return EvaluationResult(metrics, metrics_path, csv_path, written)
+
+
+def _checked_scores(
+    data: CategoryData, image_scores: Sequence[float], anomaly_maps: Sequence[np.ndarray] | np.ndarray | None
+) -> np.ndarray:
+    """The image scores as float64, after checking their count, finiteness and the count of maps."""
+    n = len(data.test)
+    scores = np.asarray(image_scores, dtype=np.float64)
+    if scores.shape != (n,):
+        msg = f"image_scores: expected {n} scores (one per test image), got shape {scores.shape}"
+        raise ValueError(msg)
+    if not np.all(np.isfinite(scores)):
+        msg = f"image_scores: {int(np.sum(~np.isfinite(scores)))} non-finite score(s)"
+        raise ValueError(msg)
+    if anomaly_maps is not None and len(anomaly_maps) != n:
+        msg = f"anomaly_maps: expected {n} maps (one per test image), got {len(anomaly_maps)}"
+        raise ValueError(msg)
+    return scores
+
+
+def _image_metrics(
+    metrics: dict[str, Any],
+    data: CategoryData,
+    defects: list[str],
+    scores: np.ndarray,
+    extra_scores: dict[str, Sequence[float]] | None,
+) -> dict[str, float]:
+    """Image AUROC per anomaly type and per defect type, of the score and the extra scores, into ``metrics``;
+    returns the flat summary so far."""
+    types = [s.anomaly_type for s in data.test]
+    labels = [s.label for s in data.test]
+    metrics["image_auroc"] = image_auroc_by_type(types, labels, scores)
+    summary: dict[str, float] = {f"image_auroc_{k}": v for k, v in metrics["image_auroc"].items()}
+    for name, values in (extra_scores or {}).items():
+        metrics[f"image_auroc_{name}"] = image_auroc_by_type(types, labels, values)
+        summary |= {f"image_auroc_{name}_{k}": v for k, v in metrics[f"image_auroc_{name}"].items()}
+    metrics["defect_types"], metrics["image_auroc_defect"] = _per_defect(data, defects, labels, scores, extra_scores)
+    for defect, aucs in metrics["image_auroc_defect"].items():
+        summary |= {_defect_key(score, defect): v for score, v in aucs.items()}
+    return summary
+
+
+def _map_metrics(
+    metrics: dict[str, Any],
+    summary: dict[str, float],
+    data: CategoryData,
+    full: list[np.ndarray],
+    loco_masks: Any,
+    spro_limits: Sequence[float],
+    pro_limit: float,
+) -> LocalizationResult | None:
+    """Map-max image AUROC and, with ground truth, pixel AUROC and PRO / sPRO, into ``metrics`` and ``summary``."""
+    types = [s.anomaly_type for s in data.test]
+    labels = [s.label for s in data.test]
+    map_max = np.array([float(m.max()) for m in full])
+    metrics["image_auroc_map_max"] = image_auroc_by_type(types, labels, map_max)
+    summary |= {f"image_auroc_map_max_{k}": v for k, v in metrics["image_auroc_map_max"].items()}
+    metrics["pixel_resolution"] = "original image size (maps resized bilinearly)"
+    if not data.has_masks:
+        return None
+    limits = spro_limits if data.format == "loco" else (pro_limit,)
+    loc = _localization(data, full, limits, loco_masks)
+    key = "spro" if data.format == "loco" else "pro"
+    metrics["pixel_auroc"] = loc.pixel_auroc
+    metrics[key] = {t: {limit_key(k): v for k, v in per.items()} for t, per in loc.auc.items()}
+    metrics[f"n_{'defects' if key == 'spro' else 'regions'}"] = loc.n_units
+    headline = 0.05 if key == "spro" and 0.05 in spro_limits else limits[0]
+    summary["pixel_auroc"] = loc.pixel_auroc
+    summary |= {f"{key}_{limit_key(headline)}_{t}": per[headline] for t, per in loc.auc.items()}
+    return loc
+
+
+def _per_image_rows(
+    data: CategoryData,
+    defects: list[str],
+    scores: np.ndarray,
+    map_max: list[float] | None,
+    extra_scores: dict[str, Sequence[float]] | None,
+    thr: float | None,
+) -> list[dict[str, Any]]:
+    """One CSV row per test image: path, label, type, defect, score, map max, extra scores, decision."""
     rows = []
     for i, s in enumerate(data.test):
         row: dict[str, Any] = {"path": str(s.path), "label": s.label, "type": s.anomaly_type, "defect": defects[i]}
         row["score"] = float(scores[i])
         if map_max is not None:
-            row["map_max"] = float(map_max[i])
+            row["map_max"] = map_max[i]
         for name, values in (extra_scores or {}).items():
             row[f"score_{name}"] = float(values[i])
         if thr is not None:
             row["decision"] = int(scores[i] > thr)
         rows.append(row)
-    csv_path = out / "per_image.csv"
-    _write_csv(csv_path, rows)
-
-    written: dict[str, Path] = {}
-    if plots:
-        from glcf import plots as P
-
-        pdir = out / "plots"
-        written["roc"] = P.plot_roc_curves(
-            types, labels, scores, pdir / "roc.png", title=f"{data.category}: {score_name}"
-        )
-        written["score_histogram"] = P.plot_score_histograms(
-            types, labels, scores, pdir / "score_histogram.png", threshold=thr, title=f"{data.category}: {score_name}"
-        )
-        if loc is not None:
-            key = "spro" if data.format == "loco" else "pro"
-            lim = 0.05 if key == "spro" else pro_limit
-            written[f"{key}_curves"] = P.plot_overlap_curves(
-                loc.curves, pdir / f"{key}_curves.png", limit=lim, ylabel=key.upper().replace("S", "s", 1)
-            )
-        if full:
-            written["gallery"] = P.plot_gallery(
-                data.test, full, list(scores), pdir / "gallery.png", n=gallery_size, threshold=thr
-            )
-    logger.info("evaluation of %s written to %s: %s", data.category, out, summary)
-    return EvaluationResult(metrics, metrics_path, csv_path, written)
+    return rows
 
 
-def evaluate_model(
-    model: Any,
+def _write_plots(
+    pdir: Path,
     data: CategoryData,
-    out_dir: str | Path,
-    *,
-    stats: Any = None,
-    threshold: Threshold | float | None = None,
-    threshold_method: str = "quantile",
-    quantile: float = 0.99,
-    k: float = 3.0,
-    batch_size: int = 16,
-    device: str = "auto",
-    spro_limits: Sequence[float] = SPRO_LIMITS,
-    gallery_size: int = 12,
-    plots: bool = True,
-    progress: bool = True,
-) -> EvaluationResult:
-    """Score a category's test split with a GLCF model and write the report (``evaluate_predictions``).
+    scores: np.ndarray,
+    full: list[np.ndarray],
+    loc: LocalizationResult | None,
+    thr: float | None,
+    score_name: str,
+    pro_limit: float,
+    gallery_size: int,
+) -> dict[str, Path]:
+    """ROC curves, score histograms, PRO / sPRO curves and the gallery as PNGs under ``pdir``."""
+    from glcf.evaluation import plots as P
 
-    Missing calibration is done here on the held-out normal images only (``data.validation``): the
-    normalisation statistics with ``glcf.inference.calibrate`` when ``stats`` is None, and the
-    threshold from those images' scores when ``threshold`` is None. Preprocessing is the single path
-    of ``glcf.data.transforms`` with the model's ``mean``/``std``; scoring follows ``model.config.scoring``.
-
-    Args:
-        model: a ``GLCFModel`` (e.g. ``load_checkpoint(...).model``).
-        data: the category.
-        out_dir: report folder.
-        stats: ``NormStats`` from a calibration, or None.
-        threshold: calibrated threshold, or None.
-        threshold_method: ``quantile`` or ``mean_std`` (when calibrating the threshold here).
-        quantile: q of the ``quantile`` method.
-        k: k of the ``mean_std`` method.
-        batch_size: images per forward pass.
-        device: ``auto``, ``cpu``, ``cuda``...
-        spro_limits: sPRO FPR limits (LOCO).
-        gallery_size: images in the gallery.
-        plots: write the PNG plots.
-        progress: show progress bars.
-    """
-    from glcf.data.dataset import ImageDataset
-    from glcf.inference import calibrate_scored, predict
-    from glcf.metrics.threshold import calibrate_threshold
-    from glcf.scoring import AnomalyScorer
-
-    scoring = model.config.scoring
-    size = model.config.image_size
-
-    def images(samples: Sequence[Any]) -> ImageDataset:
-        return ImageDataset(samples, size, model.mean, model.std)
-
-    normal_scores: np.ndarray | None = None
-    if stats is None or threshold is None:
-        if not data.validation:
-            msg = f"{data.path}: no held-out normal images to calibrate on (empty validation split)"
-            raise ValueError(msg)
-        held_out = images(data.validation)
-        if stats is None:
-            logger.info("calibrating the statistics on %d held-out images (%s)", len(held_out), data.validation_source)
-            stats, normal_scores = calibrate_scored(
-                model, held_out, scoring, batch_size=batch_size, device=device, progress=progress
-            )
-    scorer = AnomalyScorer(scoring, stats, size)
-    if threshold is None:
-        if normal_scores is None:  # statistics given: score the held-out images with them
-            normal = predict(model, held_out, scorer, batch_size=batch_size, device=device, progress=progress)
-            normal_scores = normal.image_scores
-        threshold = calibrate_threshold(normal_scores, threshold_method, quantile=quantile, k=k)  # type: ignore[arg-type]
-    test = predict(
-        model,
-        images(data.test),
-        scorer,
-        batch_size=batch_size,
-        device=device,
-        progress=progress,
-        keep_maps=True,
-    )
-    order = np.argsort(test.indices) if test.indices is not None else np.arange(len(data.test))
-    return evaluate_predictions(
-        data,
-        test.image_scores[order],
-        test.anomaly_maps[order],
-        out_dir,
-        threshold=threshold,
-        score_name=f"{scoring.image_score} of the {scoring.mode} map",
-        extra_scores={"local": test.local_scores[order], "global": test.global_scores[order]},
-        spro_limits=spro_limits,
-        plots=plots,
-        gallery_size=gallery_size,
-    )
+    types = [s.anomaly_type for s in data.test]
+    labels = [s.label for s in data.test]
+    title = f"{data.category}: {score_name}"
+    written = {
+        "roc": P.plot_roc_curves(types, labels, scores, pdir / "roc.png", title=title),
+        "score_histogram": P.plot_score_histograms(
+            types, labels, scores, pdir / "score_histogram.png", threshold=thr, title=title
+        ),
+    }
+    if loc is not None:
+        key = "spro" if data.format == "loco" else "pro"
+        lim = 0.05 if key == "spro" else pro_limit
+        written[f"{key}_curves"] = P.plot_overlap_curves(
+            loc.curves, pdir / f"{key}_curves.png", limit=lim, ylabel=key.upper().replace("S", "s", 1)
+        )
+    if full:
+        written["gallery"] = P.plot_gallery(
+            data.test, full, list(scores), pdir / "gallery.png", n=gallery_size, threshold=thr
+        )
+    return written
