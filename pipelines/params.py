@@ -21,6 +21,7 @@ import yaml
 from glcf.config import GLCFConfig, config_from_dict, config_to_dict, from_mapping
 from glcf.metrics.threshold import METHODS
 from glcf.presets import preset
+from glcf.typed import check_literals
 
 __all__ = [
     "CalibrateParams",
@@ -214,8 +215,7 @@ class RegisterParams:
             for key, value in mapping.items():
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                     _fail(f"{path}.{section}.{key}", f"must be a non-negative number, got {value!r}")
-        if self.approval not in ("auto", "manual"):
-            _fail(f"{path}.approval", f"must be auto or manual, got {self.approval!r}")
+        check_literals(self, path)  # approval
         for name, low in (("review_timeout_s", 1), ("review_gallery", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
