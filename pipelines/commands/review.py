@@ -74,7 +74,10 @@ def list_pending(params: ParamsOpt = Path("params.yaml")) -> None:
             typer.echo("no pending reviews")
         for p in found:
             champion = f"v{p.champion_version}" if p.champion_version else "none"
-            typer.echo(f"{p.model} v{p.version}  pending since {p.since or '?'}  champion {champion}  {p.reason}")
+            gate = p.reason.removeprefix("promoted: ")  # the gate's reason, worded for automatic approval
+            typer.echo(
+                f"{p.model} v{p.version}  pending since {p.since or '?'}  champion {champion}  gate passed: {gate}"
+            )
 
 
 def show(model: ModelArg, version: VersionArg, params: ParamsOpt = Path("params.yaml")) -> None:

@@ -96,7 +96,10 @@ def test_manual_approval_from_the_command_line(tiny_project: TinyProject, tmp_pa
     new = float(np.median(scores))  # the challenger flags half the test images
     record["threshold"]["value"] = new
     calibration.write_text(json.dumps(record))
-    assert stage_result(project.timed("register", "glcf", "stage", "register", CATEGORY).stdout)["version"] == "2"
+    from pipelines.stages.runner import run_stage
+
+    with tracking(project):  # the register stage in this process: setting up the challenger, not under test
+        assert run_stage("register", CATEGORY, project.params_file, progress=False).version == "2"
     promoted = stage_result(project.timed("promote", "glcf", "stage", "promote", CATEGORY).stdout)
     assert (promoted["status"], promoted["promoted"]) == ("pending", False)
     assert project.registry_state(MODEL) == (["1", "2"], {"challenger": "2", "champion": "1"})
@@ -122,6 +125,7 @@ def test_manual_approval_from_the_command_line(tiny_project: TinyProject, tmp_pa
     code, out = review(project, "list")
     assert code == 0, out
     assert f"{MODEL} v2  pending since" in out
+    assert "champion v1  gate passed: image_auroc_total improved" in out
     assert "champion v1" in out
     code, out = review(project, "show", CATEGORY, "2")
     assert code == 0, out
