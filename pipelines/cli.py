@@ -15,6 +15,7 @@ from pipelines.commands import (
     predict,
     remote,
     report,
+    review,
     serve,
     stage,
 )
@@ -34,6 +35,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("stage")(stage.stage)
 app.command("flow")(flow.flow)
 app.command("report")(report.report)
+app.add_typer(review.app, name="review")
 app.command("generate")(generate.generate)
 app.command("serve")(serve.serve)
 app.command("predict")(predict.predict)

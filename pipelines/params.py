@@ -21,6 +21,7 @@ import yaml
 from glcf.config import GLCFConfig, config_from_dict, config_to_dict, from_mapping
 from glcf.metrics.threshold import METHODS
 from glcf.presets import preset
+from glcf.typed import check_literals
 
 __all__ = [
     "CalibrateParams",
@@ -182,6 +183,11 @@ class RegisterParams:
         guarded_metrics: metric -> largest allowed regression (absolute) against the champion.
         floors: metric -> minimum absolute value; the first version is promoted only above them
             (and every challenger must clear them too).
+        approval: ``auto`` moves ``@champion`` when the gate passes; ``manual`` leaves the version
+            pending until a person approves it (``glcf review``, or the paused Prefect flow run).
+        review_timeout_s: how long a paused Prefect flow run waits for the decision before the
+            review expires (the champion stays).
+        review_gallery: test images in the review's gallery of disagreements (0: no gallery).
     """
 
     model_name_prefix: str = "glcf"
@@ -191,6 +197,9 @@ class RegisterParams:
     min_improvement: float = 0.005
     guarded_metrics: dict[str, float] = field(default_factory=dict)
     floors: dict[str, float] = field(default_factory=dict)
+    approval: Literal["auto", "manual"] = "auto"
+    review_timeout_s: int = 86400
+    review_gallery: int = 8
 
     def validate(self, path: str = "register") -> None:
         for name in ("model_name_prefix", "experiment_prefix", "variant", "primary_metric"):
@@ -206,6 +215,11 @@ class RegisterParams:
             for key, value in mapping.items():
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                     _fail(f"{path}.{section}.{key}", f"must be a non-negative number, got {value!r}")
+        check_literals(self, path)  # approval
+        for name, low in (("review_timeout_s", 1), ("review_gallery", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                _fail(f"{path}.{name}", f"must be an integer >= {low}, got {value!r}")
 
 
 @dataclass(frozen=True)

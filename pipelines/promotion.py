@@ -129,9 +129,15 @@ def review_markdown(
     challenger_version: str,
     champion_version: str | None,
     split_hash: str,
+    pending: bool = False,
 ) -> str:
-    """The promotion review as markdown (logged to MLflow and as a Prefect artifact)."""
+    """The promotion review as markdown (logged to MLflow and as a Prefect artifact).
+
+    ``pending``: the gate passed and the version awaits a person's approval (``register.approval: manual``).
+    """
     verdict = "PROMOTED" if decision.promote else "REJECTED"
+    if decision.promote and pending:
+        verdict = "PASSED THE GATE, AWAITING APPROVAL"
     lines = [
         f"# Promotion review: {model_name} v{challenger_version}",
         "",

@@ -38,4 +38,6 @@ def flow(
     )
     for category, res in results.items():
         promo = res.get("promote")
-        typer.echo(f"{category}: {promo.reason if promo is not None else 'done'}")
+        review = res.get("review")
+        extra = f" (review {review})" if review in ("pending", "approved", "expired") else ""
+        typer.echo(f"{category}: {promo.reason if promo is not None else 'done'}{extra}")

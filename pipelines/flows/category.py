@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipelines.flows import tasks as T
+from pipelines.flows.review import await_review
 from pipelines.params import load_params
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ def category_flow(
     for name in chosen:
         log.info("%s: stage %s", category, name)
         results[name] = STAGE_TASKS[name](category, params)
+    if "promote" in results:
+        results["review"] = await_review(results["promote"], params)  # pauses for a person (manual approval)
     if dvc_commit and stages is None:
         dvc_commit_task(Path(params_file).resolve().parent, [f"{stage}@{category}" for stage in STAGE_TASKS])
     return results
@@ -112,9 +115,15 @@ def summary_markdown(results: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"| {category} | {f('image_auroc_total')} | {f('image_auroc_logical_anomalies')} | "
             f"{f('image_auroc_structural_anomalies')} | {f('pixel_auroc')} | {f('spro_0.05_mean')} | "
-            f"{getattr(reg, 'version', '–')} | {'promoted' if getattr(promo, 'promoted', False) else 'kept'} |"
+            f"{getattr(reg, 'version', '–')} | {_champion_cell(promo, res.get('review'))} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _champion_cell(promo: Any, review: str | None) -> str:
+    if review in ("approved", "promoted") or (review is None and getattr(promo, "promoted", False)):
+        return "promoted"
+    return "kept (review pending)" if review == "pending" else "kept"
 
 
 @flow(name="glcf-pipeline", log_prints=True, persist_result=True, task_runner=ThreadPoolTaskRunner(max_workers=1))

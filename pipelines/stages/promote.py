@@ -20,6 +20,8 @@ from pipelines import registry
 from pipelines.io import read_json, write_json, write_text
 from pipelines.params import CategoryPaths, PipelineParams
 from pipelines.promotion import decide, review_markdown
+from pipelines.review.decisions import REPORT_TAG, apply_gate
+from pipelines.review.report import build_report
 from pipelines.stages.common import load_prepared, numeric_summary
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,11 @@ class PromoteResult:
     reason: str
     review_markdown: str
     review_path: Path
+    status: str = ""  # promoted, rejected or pending (awaiting approval)
+
+    @property
+    def pending(self) -> bool:
+        return self.status == "pending"
 
 
 def reevaluate(params: PipelineParams, data: Any, version: registry.VersionInfo, *, progress: bool) -> dict[str, float]:
@@ -65,9 +72,42 @@ def _with_scoring(params: PipelineParams, scoring: Any) -> PipelineParams:
     return dataclasses.replace(params, glcf=params.glcf.replace(scoring=scoring))
 
 
-def run_promote(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> PromoteResult:
+def _measured_champion(
+    params: PipelineParams, paths: CategoryPaths, challenger: registry.VersionInfo, champion: Any, *, progress: bool
+) -> tuple[dict[str, float] | None, bool]:
+    """The champion's metrics on the challenger's test split, and whether it had to be re-evaluated."""
+    if champion is None:
+        return None, False
+    if champion.split_hash == challenger.split_hash:
+        return champion.metrics, False
+    logger.info("%s: champion v%s was measured on another test split: re-evaluating", champion.name, champion.version)
+    data, _ = load_prepared(params, paths)
+    return reevaluate(params, data, champion, progress=progress), True
+
+
+def _publish(
+    params: PipelineParams, paths: CategoryPaths, version: registry.VersionInfo, review: str, decision: Any, status: str
+) -> Path:
+    """Write ``review.md`` and log the review (``promotion/``, ``review/v<version>/``) to the version's run."""
     import mlflow
 
+    from pipelines import tracking
+
+    name, number = version.name, version.version
+    report_dir = paths.report_dir / "review"
+    review_path = paths.report_dir / "review.md"
+    write_text(review_path, review)
+    write_text(report_dir / "review.md", review)
+    with tracking.category_run(params, paths, stage="promote") as run:
+        mlflow.log_text(review, "promotion/review.md")
+        mlflow.log_dict(decision.to_dict(), "promotion/decision.json")
+        mlflow.log_artifacts(str(report_dir), f"review/v{number}")
+        mlflow.set_tag("glcf.promotion.decision", status)  # promoted, rejected or pending
+    registry.tag_version(name, number, {REPORT_TAG: f"runs:/{run.info.run_id}/review/v{number}"})
+    return review_path
+
+
+def run_promote(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> PromoteResult:
     from pipelines import tracking
 
     registration = read_json(paths.registration, "registration record (run the register stage first)")
@@ -75,30 +115,29 @@ def run_promote(params: PipelineParams, paths: CategoryPaths, *, progress: bool 
     name, version = registration["model_name"], str(registration["version"])
     challenger = registry.get_version(name, version)
     champion = registry.by_alias(name, registry.CHAMPION)
-    champion_metrics = None
-    remeasured = False
+    current = champion.version if champion else None
     if champion is not None and champion.version == version:
         champion = None  # already the champion (a re-run of the review): judge it on its own
-    if champion is not None:
-        if champion.split_hash == challenger.split_hash:
-            champion_metrics = champion.metrics
-        else:
-            logger.info("%s: champion v%s was measured on another test split: re-evaluating", name, champion.version)
-            data, _ = load_prepared(params, paths)
-            champion_metrics = reevaluate(params, data, champion, progress=progress)
-            remeasured = True
+    champion_metrics, remeasured = _measured_champion(params, paths, challenger, champion, progress=progress)
     decision = decide(challenger.metrics, champion_metrics, params.register)
+    manual = params.register.approval == "manual"
     review = review_markdown(
         decision,
         model_name=name,
         challenger_version=version,
         champion_version=champion.version if champion else None,
         split_hash=challenger.split_hash or "unknown",
+        pending=manual,
     )
     if remeasured:
         review += f"\nThe champion was re-evaluated on this split (its tags hold split {champion.split_hash}).\n"
+    report = build_report(params, paths, challenger, champion, champion_metrics, decision.challenger_metrics)
+    review += report.markdown
+    if manual and decision.promote:
+        review += (
+            f"\nApprove or reject: `glcf review approve {name} {version} --comment ...` (or the paused flow run).\n"
+        )
     tags = {
-        "glcf.promotion.decision": "promoted" if decision.promote else "rejected",
         "glcf.promotion.reason": decision.reason,
         "glcf.promotion.champion_version": champion.version if champion else "none",
         "glcf.promotion.champion_metrics": champion_metrics or {},
@@ -106,24 +145,23 @@ def run_promote(params: PipelineParams, paths: CategoryPaths, *, progress: bool 
     }
     registry.tag_version(name, version, tags)
     previous = champion.version if champion else None
-    if decision.promote:
-        registry.set_alias(name, registry.CHAMPION, version)
-    review_path = paths.report_dir / "review.md"
-    write_text(review_path, review)
-    with tracking.category_run(params, paths, stage="promote"):
-        mlflow.log_text(review, "promotion/review.md")
-        mlflow.log_dict(decision.to_dict(), "promotion/decision.json")
-        mlflow.set_tag("glcf.promotion.decision", tags["glcf.promotion.decision"])
+    approval = params.register.approval
+    status = apply_gate(
+        name, version, passed=decision.promote, reason=decision.reason, approval=approval, champion=current
+    )
+    review_path = _publish(params, paths, challenger, review, decision, status)
     record = {
         "model_name": name,
         "challenger_version": version,
         "champion_version_before": previous,
-        "champion_version_after": version if decision.promote else previous,
-        "promoted": decision.promote,
+        "champion_version_after": version if status == "promoted" else previous,
+        "promoted": status == "promoted",
+        "status": status,
         "reason": decision.reason,
         "champion_remeasured": remeasured,
         "checks": [c.__dict__ for c in decision.checks],
     }
     write_json(paths.promotion, record)
-    logger.info("%s v%s: %s", name, version, decision.reason)
-    return PromoteResult(name, version, previous, decision.promote, decision.reason, review, review_path)
+    logger.info("%s v%s: %s%s", name, version, decision.reason, " (awaiting approval)" if status == "pending" else "")
+    promoted = status == "promoted"
+    return PromoteResult(name, version, previous, promoted, decision.reason, review, review_path, status)

@@ -3,7 +3,7 @@
 :func:`shared_tiny_project` copies the working tree of the repository (tracked and untracked,
 non-ignored files) into a temporary folder, makes it a git repository, writes a tiny configuration
 into its ``params.yaml`` (one category, 128x96 images, a 64 px tiny model, 2 epochs, promotion
-floors at 0 so the first version becomes champion, small serving limits) and runs the real
+floors at 0 so the first version becomes champion, no review gallery, small serving limits) and runs the real
 ``dvc repro`` once. The tests only read it; a test that changes things works on :meth:`clone`.
 
 Test modules define a session fixture that calls :func:`shared_tiny_project`; the built project is
@@ -45,6 +45,7 @@ TINY = {
     "train.epochs": 2,
     "train.batch_size": 4,
     "register.floors": {"image_auroc_total": 0.0},
+    "register.review_gallery": 0,  # seconds per promote stage; test_review.py turns it on where it checks it
     # small serving limits, so the tests can exceed them with small requests
     "serve.max_image_bytes": 300_000,
     "serve.max_image_pixels": 1_000_000,

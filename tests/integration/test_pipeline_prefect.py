@@ -214,3 +214,79 @@ def test_benchmark_flow_on_a_prefect_server(tiny_project: TinyProject, prefect_a
     assert rows[1]["checkpoint_from"] == "pss"
     for row in rows:
         assert f"| {row['variant']} | {CATEGORY} |" in table
+
+
+def _paused_review(client: Any, proc: subprocess.Popen, deadline_s: float = 240) -> Any:
+    """The ``glcf-review`` flow run once it is Paused (fails if the flow process ends first)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        paused = [r for r in flow_runs(client, "glcf-review") if r.state and r.state.is_paused()]
+        if paused:
+            return paused[0]
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"glcf flow ended before pausing ({proc.returncode}):\n{out[-2000:]}\n{err[-4000:]}")
+        time.sleep(1)
+    pytest.fail(f"no paused glcf-review flow run within {deadline_s} s")
+
+
+def test_manual_review_pauses_the_flow_run_until_resumed_with_input(
+    tiny_project: TinyProject, prefect_api: str, tmp_path: Path
+) -> None:
+    import getpass
+
+    from review_project import copy_challenger, manual_params
+
+    from pipelines.review import history
+
+    project = tiny_project.clone(tmp_path / "project")
+    manual_params(project, **{"register.review_gallery": 0, "register.review_timeout_s": 300})
+    assert copy_challenger(project) == "2"
+    args = ["glcf", "flow", "--stages", "promote", "--no-dvc-commit"]
+    env = project.env | {"PREFECT_API_URL": prefect_api}
+    proc = subprocess.Popen(args, cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with prefect_client(prefect_api) as client:
+            paused = _paused_review(client, proc)
+            assert paused.name == f"review-{MODEL}-v2"
+            keyset = paused.state.state_details.run_input_keyset
+            schema = json.loads(client.read_flow_run_input(paused.id, keyset["schema"]))
+            assert schema["properties"]["decision"]["enum"] == ["approve", "reject"]
+            assert {"comment", "reviewer"} <= set(schema["properties"])
+            description = client.read_flow_run_input(paused.id, keyset["description"])
+            assert f"# Promotion review: {MODEL} v2" in description
+            assert project.registry_state(MODEL)[1]["champion"] == "1"  # nothing moves while it waits
+            client.resume_flow_run(
+                paused.id, run_input={"decision": "approve", "comment": "checked on the line", "reviewer": "qa-lead"}
+            )
+            out, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, err[-4000:]
+            assert client.read_flow_run(paused.id).state.is_completed()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert f"{CATEGORY}: promoted:" in out
+    assert "(review approved)" in out
+    assert project.registry_state(MODEL)[1]["champion"] == "2"
+    events = history.read(MODEL, project.client())
+    last = events[-1]
+    assert (last.event, last.version, last.by, last.via, last.comment) == (
+        "approved",
+        "2",
+        "qa-lead",
+        "prefect",
+        "checked on the line",
+    )
+    assert last.recorded_by == getpass.getuser()
+    assert (last.champion_before, last.champion_after) == ("1", "2")
+
+    # nobody answers in time: the review expires, the champion stays, the category flow completes
+    project.set_params({"register.review_timeout_s": 2})
+    assert copy_challenger(project) == "3"
+    out = project.timed("review_expiry", *args, PREFECT_API_URL=prefect_api).stdout
+    assert "(review expired)" in out
+    assert project.registry_state(MODEL)[1]["champion"] == "2"
+    last = history.read(MODEL, project.client())[-1]
+    assert (last.event, last.version, last.by, last.champion_after) == ("expired", "3", "timeout", "2")
+    assert project.client().get_model_version(MODEL, "3").tags["glcf.review.status"] == "expired"
