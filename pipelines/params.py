@@ -320,6 +320,11 @@ class CategoryPaths:
         return self.report_dir / "promotion.json"
 
     @property
+    def review_dir(self) -> Path:
+        """The promotion review: ``review.md``, ``gallery.png``, ``comparison.json``."""
+        return self.report_dir / "review"
+
+    @property
     def resume_dir(self) -> Path:
         """Per-epoch resume checkpoints: outside DVC's outputs so that a killed run can resume."""
         return self.root / ".run" / "train" / self.category

@@ -62,7 +62,7 @@ def build_report(
     challenger_metrics: dict[str, float],
 ) -> ReviewReport:
     """Write ``reports/<category>/review/`` (``gallery.png``, ``comparison.json``) and return the sections."""
-    folder = paths.report_dir / "review"
+    folder = paths.review_dir
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*"):  # an earlier review's files must not be logged with this one
         stale.unlink()

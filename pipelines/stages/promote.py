@@ -94,7 +94,7 @@ def _publish(
     from pipelines import tracking
 
     name, number = version.name, version.version
-    report_dir = paths.report_dir / "review"
+    report_dir = paths.review_dir
     review_path = paths.report_dir / "review.md"
     write_text(review_path, review)
     write_text(report_dir / "review.md", review)

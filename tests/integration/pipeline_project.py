@@ -45,7 +45,7 @@ TINY = {
     "train.epochs": 2,
     "train.batch_size": 4,
     "register.floors": {"image_auroc_total": 0.0},
-    "register.review_gallery": 0,  # seconds per promote stage; test_review.py turns it on where it checks it
+    "register.review_gallery": 0,  # seconds per promote stage; test_review_cli.py turns it on where it checks it
     # small serving limits, so the tests can exceed them with small requests
     "serve.max_image_bytes": 300_000,
     "serve.max_image_pixels": 1_000_000,
