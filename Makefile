@@ -20,7 +20,7 @@ help: ## list the targets
 # MLflow; compiled once here, not at every start (always, where PYTHONDONTWRITEBYTECODE is set).
 $(STAMP):
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	python3 -m uv sync --frozen --all-groups --extra ray --extra peers --compile-bytecode
+	python3 -m uv sync --frozen --all-groups --extra ray --extra peers --extra export --compile-bytecode
 	@rm -f $(VENV)/.synced-* && touch $@
 
 install: $(STAMP) ## create or update the virtual environment from uv.lock
