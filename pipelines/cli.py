@@ -8,6 +8,7 @@ from pipelines.commands import (
     benchmark,
     deploy,
     evaluate,
+    export,
     flow,
     generate,
     loco_eval,
@@ -37,6 +38,7 @@ app.command("report")(report.report)
 app.command("generate")(generate.generate)
 app.command("serve")(serve.serve)
 app.command("predict")(predict.predict)
+app.command("export")(export.export)
 app.command("benchmark")(benchmark.benchmark)
 app.command("deploy")(deploy.deploy)
 
