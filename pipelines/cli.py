@@ -39,6 +39,7 @@ app.command("generate")(generate.generate)
 app.command("serve")(serve.serve)
 app.command("predict")(predict.predict)
 app.command("export")(export.export)
+app.command("benchmark-formats")(export.benchmark_formats)
 app.command("benchmark")(benchmark.benchmark)
 app.command("deploy")(deploy.deploy)
 

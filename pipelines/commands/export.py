@@ -60,3 +60,34 @@ def export(
         log_export(source.run_id, written)
         log_.info("export: logged %s with run %s (artifacts export/)", written.name, source.run_id)
     typer.echo(str(written))
+
+
+def benchmark_formats(
+    category: Annotated[str, typer.Option("--category", "-c", help="the category (its models/<category> folder)")],
+    threads: Annotated[int, typer.Option(min=1, help="threads of every format")] = 1,
+    iters: Annotated[int, typer.Option(min=4, help="timed batch-1 runs per format")] = 40,
+    params: Annotated[Path, typer.Option("--params", "-p", help="parameter file")] = Path("params.yaml"),
+) -> None:
+    """torch vs ONNX vs OpenVINO on the test split: AUROC, size, batch-1 latency, batch-8 throughput, GFLOP/s."""
+    from pipelines.commands.options import load_params_or_exit
+
+    loaded = load_params_or_exit(params, "benchmark-formats")
+    log_ = logging.getLogger("glcf")
+    from pipelines import benchmark_formats as bf
+    from pipelines import tracking
+    from pipelines.params import ParamsError
+    from pipelines.stages.common import load_prepared
+
+    try:
+        paths = loaded.category_paths(category)
+        data, _ = load_prepared(loaded, paths)
+        out_dir = loaded.root / "reports" / "benchmark_formats"
+        rows = bf.benchmark_formats(paths.model_dir, list(data.test), out_dir / category, threads, iters)
+    except (ParamsError, ValueError, FileNotFoundError) as exc:
+        log_.error("benchmark-formats: %s", exc)
+        raise typer.Exit(2) from None
+    reports = bf.write_reports(rows, threads, out_dir, category)
+    tracking.configure_tracking(loaded.root)
+    run_id = bf.log_run(rows, threads, category, reports)
+    typer.echo(bf.markdown(rows, threads))
+    typer.echo(f"run: {run_id}  table: {reports[1]}")
