@@ -127,12 +127,15 @@ def files_of(path: Path) -> list[Path]:
 
 
 def log_export(run_id: str, path: Path) -> None:
-    """Log the exported files as artifacts ``export/...`` of ``run_id``."""
+    """Log the exported files as artifacts ``export/model.<suffix>`` of ``run_id`` (whatever their local name)."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    for f in files_of(path):
-        client.log_artifact(run_id, str(f), EXPORT_DIR)
+    with tempfile.TemporaryDirectory(prefix="glcf-export-") as tmp:
+        for f in files_of(path):
+            named = Path(tmp) / ("model" + f.suffix)
+            shutil.copyfile(f, named)
+            client.log_artifact(run_id, str(named), EXPORT_DIR)
 
 
 def cache_dir(model_name: str, version: str) -> Path:
