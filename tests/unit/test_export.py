@@ -131,3 +131,52 @@ def test_other_files_are_refused_with_their_name(exported: dict, tmp_path: Path)
         ExportedDetector(tmp_path / "gone.onnx")
     with pytest.raises(ValueError, match=r"\.xml"):
         onnx_to_openvino(exported["onnx"], tmp_path / "m.bin")
+
+
+def _b64(image: np.ndarray, fmt: str = "PNG") -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_onnx_server_answers_as_the_pyfunc(exported: dict) -> None:
+    """The onnxruntime server's answers and 4xx messages are those of the served pyfunc."""
+    import json
+
+    from pipelines.serving.onnx_server import Server
+
+    limits = {"max_image_bytes": 300_000, "max_image_pixels": 1_000_000, "max_batch": 4}
+    server = Server(ExportedDetector(exported["onnx"], threads=1), limits, "7", "blobs")
+    test = images(3, 6)
+    good = {"dataframe_split": {"columns": ["image"], "data": [[_b64(im)] for im in test]}}
+    status, kind, text = server.invocations(json.dumps(good).encode(), "application/json")
+    assert (status, kind) == (200, "application/json")
+    rows = json.loads(text)["predictions"]
+    want = Detector(exported["bundle"]).score(list(test))
+    assert [r["model_version"] for r in rows] == ["7"] * 3
+    assert [r["category"] for r in rows] == ["blobs"] * 3
+    assert_scores_close(np.array([r["score"] for r in rows]), np.array([w.score for w in want]), "served")
+    records = {"dataframe_records": [{"image": _b64(test[0])}], "params": {"return_map": True, "map_size": "model"}}
+    status, _, text = server.invocations(json.dumps(records).encode(), "application/json")
+    assert np.asarray(json.loads(text)["predictions"][0]["anomaly_map"]).shape == (SIZE, SIZE)
+    one = _b64(test[0])
+    cases = [
+        (b'{"dataframe_split": {"columns": ["image"], ', "application/json", 400, "valid JSON"),
+        (json.dumps({"dataframe_split": {"columns": ["img"], "data": [[one]]}}), "", 400, "missing inputs"),
+        (json.dumps({"inputs": {"image": ["not base64!"]}}), "", 400, "not valid base64"),
+        (json.dumps({"inputs": {"image": [""]}}), "", 400, "expected a non-empty base64 string"),
+        (json.dumps({"inputs": {"image": [one] * 5}}), "", 400, "exceeds the limit of 4"),
+        (json.dumps({"inputs": {"image": []}}), "", 400, "empty batch"),
+        (json.dumps({"inputs": {"image": [one]}, "params": {"map_size": "huge"}}), "", 400, "map_size"),
+        (b"image=abc", "text/plain", 415, "content types"),
+    ]
+    for body, content_type, code, phrase in cases:
+        data = body if isinstance(body, bytes) else body.encode()
+        status, _, text = server.invocations(data, content_type or "application/json")
+        assert status == code, (phrase, text)
+        assert phrase in text
