@@ -32,6 +32,12 @@ def export(
     if alias is not None and version is not None:
         log_.error("export: give --alias or --version, not both")
         raise typer.Exit(2)
+    if model_dir is not None and (alias is not None or version is not None):
+        log_.error("export: --alias and --version choose a registered version: use them with --category")
+        raise typer.Exit(2)
+    if fmt not in ("onnx", "openvino"):
+        log_.error("export: --format must be onnx or openvino, got %r", fmt)
+        raise typer.Exit(2)
     from pipelines.export import export_file, log_export, resolve_version, source_from_dir, source_from_registry
 
     try:

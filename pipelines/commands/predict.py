@@ -24,9 +24,18 @@ def predict(
     ] = None,
     params: Annotated[Path, typer.Option("--params", "-p", help="parameter file")] = Path("params.yaml"),
     as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
+    backend: Annotated[
+        str, typer.Option(help="with --category: torch (the registered bundle) or onnx (its cached ONNX export)")
+    ] = "torch",
 ) -> None:
     """Print path, score, decision, threshold and model version for each image."""
     log = logging.getLogger("glcf")
+    if backend not in ("torch", "onnx"):
+        from pipelines.logs import setup_logging
+
+        setup_logging()
+        log.error("predict: --backend must be torch or onnx, got %r", backend)
+        raise typer.Exit(2)
     if (category is None) == (model is None):
         from pipelines.logs import setup_logging
 
@@ -34,7 +43,7 @@ def predict(
         log.error("predict: give either --category (a registered model) or --model (an exported file)")
         raise typer.Exit(2)
     try:
-        rows = _rows(images, category, model, alias, map_dir, params)
+        rows = _rows(images, category, model, alias, map_dir, params, backend)
     except (LookupError, ValueError) as exc:
         log.error("predict: %s", exc)
         raise typer.Exit(2) from None
@@ -58,7 +67,13 @@ def predict(
 
 
 def _rows(
-    images: list[Path], category: str | None, model: Path | None, alias: str, map_dir: Path | None, params: Path
+    images: list[Path],
+    category: str | None,
+    model: Path | None,
+    alias: str,
+    map_dir: Path | None,
+    params: Path,
+    backend: str = "torch",
 ) -> list[Any]:
     """Score with the exported file (onnxruntime or OpenVINO only) or the registered model."""
     if model is not None:
@@ -73,4 +88,11 @@ def _rows(
 
     loaded = load_params_or_exit(params, "predict")
     tracking.configure_tracking(loaded.root)
-    return predict_files(loaded.model_name(category), alias, images, map_dir=map_dir)
+    name = loaded.model_name(category)
+    if backend == "onnx":  # the version's export, from the local cache after the first call
+        from pipelines.export import registered_export, resolve_version
+        from pipelines.predict import predict_files_exported
+
+        exported = registered_export(name, resolve_version(name, alias, None), "onnx")
+        return predict_files_exported(exported, images, map_dir=map_dir)
+    return predict_files(name, alias, images, map_dir=map_dir)
