@@ -180,3 +180,22 @@ def test_onnx_server_answers_as_the_pyfunc(exported: dict) -> None:
         status, _, text = server.invocations(data, content_type or "application/json")
         assert status == code, (phrase, text)
         assert phrase in text
+
+
+def test_the_exported_path_imports_neither_torch_nor_mlflow(exported: dict) -> None:
+    """glcf predict --model and the onnxruntime server load and score without torch or MLflow."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "import numpy as np\n"
+        "import pipelines.serving.onnx_server, pipelines.predict\n"
+        "from glcf.exported import ExportedDetector\n"
+        f"d = ExportedDetector({str(exported['onnx'])!r}, threads=1)\n"
+        f"d.score([np.zeros((50, 70, 3), np.uint8)])\n"
+        "print(json.dumps(sorted(m for m in ('torch', 'mlflow', 'timm', 'pandas') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
