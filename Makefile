@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
 export UV_PYTHON_DOWNLOADS := never
+# uv runs from the system's Python: the environment's own comes first on PATH below and has no uv
+SYSTEM_PYTHON := $(shell command -v python3)
 # dvc.yaml runs `glcf stage ...`: the environment's tools come first on PATH
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 CATEGORY ?= pushpins
@@ -19,8 +21,8 @@ help: ## list the targets
 # --compile-bytecode: each pipeline stage is a new process that imports torch, timm, scikit-learn and
 # MLflow; compiled once here, not at every start (always, where PYTHONDONTWRITEBYTECODE is set).
 $(STAMP):
-	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	python3 -m uv sync --frozen --all-groups --extra ray --extra peers --compile-bytecode
+	@$(SYSTEM_PYTHON) -m uv --version >/dev/null 2>&1 || $(SYSTEM_PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(SYSTEM_PYTHON) -m uv sync --frozen --all-groups --extra ray --extra peers --extra export --compile-bytecode
 	@rm -f $(VENV)/.synced-* && touch $@
 
 install: $(STAMP) ## create or update the virtual environment from uv.lock

@@ -31,27 +31,21 @@ import logging
 import multiprocessing
 import resource
 import sys
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from glcf.model import GLCFModel, build_glcf
 from glcf.presets import preset
 from glcf.runtime import autocast as runtime_autocast
 from glcf.runtime import resolve_amp, resolve_device
+from glcf.timing import count_flops, matmul_peak_gflops, timed
 from glcf.training.loss import GLCFLoss
 
 logger = logging.getLogger("benchmarks.throughput")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def autocast(device: torch.device) -> AbstractContextManager[Any]:
@@ -83,36 +77,6 @@ def peak_rss_mib() -> float:
     """Peak RSS since the last reset (``VmHWM``), else the process-lifetime peak (``getrusage``)."""
     hwm = _status_mib("VmHWM")
     return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def timed(fn: Callable[[], None], device: torch.device, warmup: int, iters: int) -> tuple[float, float]:
-    """(median, best) seconds per call after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2], min(times)
-
-
-def matmul_peak_gflops(device: torch.device, iters: int) -> tuple[float, str]:
-    """Best measured GFLOP/s of a large square matmul (fp32 on CPU, bf16 on CUDA)."""
-    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    _, best = timed(lambda: torch.mm(a, b), device, warmup=2, iters=max(2 * iters, 10))
-    return 2 * n**3 / best / 1e9, f"{n}x{n} {str(dtype).removeprefix('torch.')} matmul"
-
-
-def count_flops(fn: Callable[[], None]) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return counter.get_total_flops()
 
 
 def bench_preset(

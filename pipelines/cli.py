@@ -8,6 +8,7 @@ from pipelines.commands import (
     benchmark,
     deploy,
     evaluate,
+    export,
     flow,
     generate,
     loco_eval,
@@ -39,6 +40,8 @@ app.add_typer(review.app, name="review")
 app.command("generate")(generate.generate)
 app.command("serve")(serve.serve)
 app.command("predict")(predict.predict)
+app.command("export")(export.export)
+app.command("benchmark-formats")(export.benchmark_formats)
 app.command("benchmark")(benchmark.benchmark)
 app.command("deploy")(deploy.deploy)
 

@@ -67,6 +67,19 @@ def write_overlay(image: np.ndarray, amap: np.ndarray, path: Path, *, vmin: floa
     return path
 
 
+def read_images(files: Sequence[Path]) -> list[np.ndarray]:
+    """Every file as ``uint8 [H, W, 3]``; a missing or unreadable file raises ``ValueError`` naming it."""
+    from glcf.data.images import load_image
+
+    images = []
+    for f in files:
+        if not Path(f).is_file():
+            msg = f"{f}: no such image file"
+            raise ValueError(msg)
+        images.append(load_image(Path(f)))
+    return images
+
+
 def predict_files(
     model_name: str, alias: str, files: Sequence[Path], *, map_dir: Path | None = None, batch_size: int = 8
 ) -> list[FilePrediction]:
@@ -76,17 +89,33 @@ def predict_files(
         ModelNotFoundError: no version behind the alias.
         ValueError: a file that is missing or not a readable image (named in the message).
     """
-    from glcf.data.images import load_image
-
-    images = []
-    for f in files:
-        if not Path(f).is_file():
-            msg = f"{f}: no such image file"
-            raise ValueError(msg)
-        images.append(load_image(Path(f)))
+    images = read_images(files)
     with tempfile.TemporaryDirectory(prefix="glcf-predict-") as tmp:
         detector, version = load_registered(model_name, alias, Path(tmp))
         detections = detector.score(images, return_maps=map_dir is not None, batch_size=batch_size)
+    return file_predictions(files, images, detections, version, map_dir)
+
+
+def predict_files_exported(
+    model_file: Path, files: Sequence[Path], *, map_dir: Path | None = None, batch_size: int = 8
+) -> list[FilePrediction]:
+    """As :func:`predict_files` with an exported file (``.onnx`` or OpenVINO ``.xml``); no registry, no torch.
+
+    Raises:
+        ValueError: a model file that is not an export, or a bad image file (named in the message).
+    """
+    from glcf.export.run import ExportedDetector
+
+    images = read_images(files)
+    detector = ExportedDetector(model_file)
+    detections = detector.score(images, return_maps=map_dir is not None, batch_size=batch_size)
+    return file_predictions(files, images, detections, str(detector.version), map_dir)
+
+
+def file_predictions(
+    files: Sequence[Path], images: Sequence[np.ndarray], detections: Sequence[Any], version: str, map_dir: Path | None
+) -> list[FilePrediction]:
+    """One row per file; with ``map_dir``, an overlay PNG per file on one colour range for all."""
     out = []
     maps = [d.anomaly_map for d in detections if d.anomaly_map is not None]
     lo = min((float(m.min()) for m in maps), default=0.0)

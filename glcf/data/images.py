@@ -31,6 +31,9 @@ from glcf.data.types import DatasetLayoutError, DefectSpec, Sample
 
 logger = logging.getLogger(__name__)
 
+#: The project's one resize filter (see glcf.data.transforms).
+RESAMPLE = Image.Resampling.BICUBIC
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "check_image",
@@ -203,3 +206,21 @@ def load_defect_masks(sample: Sample, defects: Mapping[int, DefectSpec]) -> list
             _fail(mask_path, f"pixel value {value} is not in defects_config.json (known: {sorted(defects)})")
         out.append((arr != 0, defects[value]))
     return out
+
+
+def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize an 8-bit RGB image to ``size x size`` with the project's single filter.
+
+    Args:
+        image: ``uint8`` array ``[H, W, 3]``.
+        size: output side in pixels.
+
+    Returns:
+        ``uint8`` array ``[size, size, 3]``.
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        msg = f"resize_rgb expects a uint8 [H, W, 3] array, got {image.dtype} {image.shape}"
+        raise ValueError(msg)
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image, mode="RGB").resize((size, size), RESAMPLE))

@@ -19,33 +19,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from glcf.data.images import load_image
+from glcf.data.images import RESAMPLE, load_image, resize_rgb  # resize_rgb: torch-free, for the exported path
 from glcf.data.types import Sample
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RESAMPLE", "normalize", "preprocess", "resize_rgb"]
 
-RESAMPLE = Image.Resampling.BICUBIC
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize an 8-bit RGB image to ``size x size`` with the project's single filter.
-
-    Args:
-        image: ``uint8`` array ``[H, W, 3]``.
-        size: output side in pixels.
-
-    Returns:
-        ``uint8`` array ``[size, size, 3]``.
-    """
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        msg = f"resize_rgb expects a uint8 [H, W, 3] array, got {image.dtype} {image.shape}"
-        raise ValueError(msg)
-    if image.shape[:2] == (size, size):
-        return image
-    return np.asarray(Image.fromarray(image, mode="RGB").resize((size, size), RESAMPLE))
 
 
 def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -7,21 +7,19 @@ bundle written by :func:`glcf.model.checkpoint.export_full_model` holds every we
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from glcf.data.images import _to_rgb8, load_image
+from glcf.data.images import load_image
 from glcf.data.transforms import normalize, resize_rgb
 from glcf.inference.scoring import AnomalyScorer
 from glcf.metrics.maps import resize_map
+from glcf.serving.detection import Detection, ImageDecodeError, decode_image
 
 logger = logging.getLogger(__name__)
 
@@ -29,63 +27,6 @@ logger = logging.getLogger(__name__)
 BUNDLE_FILE = "bundle.pt"
 
 __all__ = ["BUNDLE_FILE", "Detection", "Detector", "ImageDecodeError", "decode_image"]
-
-
-class ImageDecodeError(ValueError):
-    """Bytes that are not a usable image (names the input and the reason)."""
-
-
-def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int | None = None) -> np.ndarray:
-    """Decode PNG/JPEG/... bytes to ``uint8 [H, W, 3]`` with the conversions of ``glcf.data.images``.
-
-    Args:
-        data: the encoded image.
-        name: how to name the input in errors (e.g. ``request image 3``).
-        max_pixels: refuse images with more pixels than this, before decoding them.
-
-    Raises:
-        ImageDecodeError: empty data, not an image, truncated, too large or an unsupported mode.
-    """
-    if not data:
-        msg = f"{name}: empty image data"
-        raise ImageDecodeError(msg)
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if max_pixels is not None and width * height > max_pixels:
-                msg = f"{name}: image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels"
-                raise ImageDecodeError(msg)
-            img.load()
-            return _to_rgb8(img, Path(name))
-    except ImageDecodeError:
-        raise
-    except UnidentifiedImageError:
-        msg = f"{name}: not an image format Pillow can read (send PNG or JPEG bytes)"
-        raise ImageDecodeError(msg) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        msg = f"{name}: unreadable or truncated image ({type(exc).__name__}: {exc})"
-        raise ImageDecodeError(msg) from None
-
-
-@dataclass(frozen=True)
-class Detection:
-    """The verdict on one image.
-
-    Attributes:
-        score: the image score of the configured scoring mode.
-        is_anomaly: ``score > threshold``.
-        threshold: the calibrated threshold.
-        local_score: the local branch's score alone.
-        global_score: the global branch's score alone.
-        anomaly_map: ``float32 [H, W]`` (original size or model size) when asked for, else None.
-    """
-
-    score: float
-    is_anomaly: bool
-    threshold: float
-    local_score: float
-    global_score: float
-    anomaly_map: np.ndarray | None = None
 
 
 class Detector:

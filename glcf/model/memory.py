@@ -84,6 +84,8 @@ def _pooled_pair(fine: Tensor, coarse: Tensor) -> Tensor:
 
 def _exact_cdist(a: Tensor, b: Tensor) -> Tensor:
     """``cdist`` without the matrix-product shortcut: exact, and the same whatever the batch."""
+    if torch.compiler.is_exporting():  # the ONNX exporter has no cdist: the same sums, written out
+        return (a[..., :, None, :] - b[..., None, :, :]).pow(2).sum(-1).sqrt()
     return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
 
 
@@ -99,7 +101,8 @@ def worst_pair(d: Tensor) -> Tensor:
     maps so that the ``[B, n, P, P]`` sums stay small.
     """
     b, _, p = d.shape
-    step = max(1, _PAIR_BLOCK // max(1, b * p * p))
+    # exported graphs have a symbolic batch: one block (a graph holds no loop over data-sized blocks)
+    step = d.shape[1] if torch.compiler.is_exporting() else max(1, _PAIR_BLOCK // max(1, b * p * p))
     best = d.new_full((b, p, p), math.inf)
     for chunk in d.split(step, dim=1):
         torch.minimum(best, (chunk[..., :, None] + chunk[..., None, :]).amin(1), out=best)
@@ -114,6 +117,9 @@ def _nearest(queries: Tensor, bank: Tensor) -> Tensor:
     the thread count; the distance to that neighbour is then taken exactly, so a score does not
     change with the batch it was computed in.
     """
+    if torch.compiler.is_exporting():  # one chunk (symbolic batch), cdist's matrix-product form written out
+        idx = (bank.pow(2).sum(1) - 2 * queries @ bank.T).argmin(dim=1)
+        return (queries - bank[idx]).norm(dim=1)
     out = []
     for q in queries.split(_CHUNK):
         idx = torch.cdist(q, bank).argmin(dim=1)

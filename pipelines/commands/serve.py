@@ -52,6 +52,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (default serve.port)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="server worker processes")] = 1,
     params: Annotated[Path, typer.Option("--params", "-p", help="parameter file")] = Path("params.yaml"),
+    backend: Annotated[
+        str, typer.Option(help="pyfunc (MLflow's server, torch) or onnx (the version's ONNX export, onnxruntime)")
+    ] = "pyfunc",
 ) -> None:
     """Serve models:/<prefix>-<category>@<alias> on /invocations (base64 PNG/JPEG images in, scores out)."""
     from pipelines.commands.options import load_params_or_exit
@@ -59,6 +62,9 @@ def serve(
 
     loaded = load_params_or_exit(params, "serve")
     log = logging.getLogger("glcf")
+    if backend not in ("pyfunc", "onnx"):
+        log.error("serve: --backend must be pyfunc or onnx, got %r", backend)
+        raise typer.Exit(2)
     for what, value in (("--category", category), ("--alias", alias)):
         if not CATEGORY_RE.match(value):
             log.error("serve: %s must be a simple name (letters, digits, _ - .), got %r", what, value)
@@ -92,6 +98,10 @@ def serve(
         log.info("serving %s (version %s) on http://%s:%d/invocations", uri, version.version, bind, bind_port)
 
     cmd = serve_command(uri, bind, bind_port, workers)
+    if backend == "onnx":
+        from pipelines.serving.onnx_server import onnx_serve_command
+
+        cmd = onnx_serve_command(loaded, name, version.version, category, bind, bind_port)
     code = run_server(cmd, server_env(workers), ping_url(bind, bind_port), ready)
     if code not in (0, -signal.SIGINT, -signal.SIGTERM):
         log.error("serve: the scoring server exited with code %d (its output is above)", code)

@@ -1,0 +1,151 @@
+"""Run an exported detector (ONNX with onnxruntime, OpenVINO IR with openvino) without torch.
+
+Written by :mod:`glcf.export.graph`. Images in (files or ``uint8 [H, W, 3]`` arrays of any size), the same
+:class:`~glcf.serving.detection.Detection` out as :class:`glcf.inference.detector.Detector` gives: resize with the
+project's one filter, one graph call per batch, the threshold from the file. torch is imported only to
+resize maps back to each image's size (``return_maps`` with ``map_size="original"``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glcf.data.images import load_image, resize_rgb
+from glcf.serving.detection import Detection
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["INPUT_NAME", "METADATA_KEY", "OUTPUT_NAMES", "ExportedDetector", "read_metadata"]
+
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("image_score", "anomaly_map", "local_score", "global_score")
+METADATA_KEY = "glcf"  # one JSON object of strings: threshold, image_size, scoring, category, version...
+FORMATS = {".onnx": "onnx", ".xml": "openvino"}
+
+
+def _format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        msg = f"{path}: not an exported model (expected a .onnx file or an OpenVINO .xml)"
+        raise ValueError(msg)
+    if not path.is_file():
+        msg = f"{path}: no such file"
+        raise ValueError(msg)
+    return fmt
+
+
+def _threads(threads: int | None) -> int:
+    if threads is not None:
+        return max(1, int(threads))
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata stored in an exported file (threshold, image_size, scoring, category, version...)."""
+    path = Path(path)
+    fmt = _format(path)
+    if fmt == "onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        text = props.get(METADATA_KEY)
+    else:
+        import openvino as ov
+
+        model = ov.Core().read_model(str(path))
+        text = model.get_rt_info([METADATA_KEY]).astype(str) if model.has_rt_info([METADATA_KEY]) else None
+    if text is None:
+        msg = f"{path}: not a GLCF export (no {METADATA_KEY!r} metadata)"
+        raise ValueError(msg)
+    return dict(json.loads(text))
+
+
+class ExportedDetector:
+    """Score images with an exported file (``.onnx``: onnxruntime, ``.xml``: OpenVINO) on the CPU.
+
+    Args:
+        path: the exported file.
+        threads: intra-op threads (default ``OMP_NUM_THREADS``, else every core).
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.format = _format(self.path)
+        self.threads = _threads(threads)
+        if self.format == "onnx":
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+            meta = self._session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        else:
+            import openvino as ov
+
+            core = ov.Core()
+            model = core.read_model(str(self.path))
+            meta = model.get_rt_info([METADATA_KEY]).astype(str) if model.has_rt_info([METADATA_KEY]) else None
+            config = {"INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": "f32"}
+            self._compiled = core.compile_model(model, "CPU", config)
+        if meta is None:
+            msg = f"{self.path}: not a GLCF export (no {METADATA_KEY!r} metadata)"
+            raise ValueError(msg)
+        self.metadata: dict[str, str] = dict(json.loads(meta))
+        self.threshold = float(self.metadata["threshold"])
+        self.image_size = int(self.metadata["image_size"])
+        self.version = self.metadata.get("version")
+        self.category = self.metadata.get("category", "")
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The graph's outputs (``OUTPUT_NAMES``) for ``uint8 [B, S, S, 3]`` resized images."""
+        if self.format == "onnx":
+            return tuple(self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch}))
+        result = self._compiled({INPUT_NAME: batch})
+        return tuple(np.asarray(result[self._compiled.output(name)]) for name in OUTPUT_NAMES)
+
+    def score(
+        self,
+        images: Sequence[np.ndarray | str | Path],
+        *,
+        return_maps: bool = False,
+        map_size: str = "original",
+        batch_size: int = 8,
+    ) -> list[Detection]:
+        """As :meth:`glcf.inference.detector.Detector.score`: RGB arrays or image files in, one verdict each."""
+        if map_size not in ("original", "model"):
+            msg = f"map_size must be original or model, got {map_size!r}"
+            raise ValueError(msg)
+        arrays = [im if isinstance(im, np.ndarray) else load_image(Path(im)) for im in images]
+        out: list[Detection] = []
+        for start in range(0, len(arrays), batch_size):
+            chunk = arrays[start : start + batch_size]
+            batch = np.stack([resize_rgb(im, self.image_size) for im in chunk])
+            scores, maps, local, glob = self.run(batch)
+            sized: list[Any] = list(maps)
+            if return_maps and map_size == "original":
+                from glcf.metrics.maps import resize_map  # the detector's and the evaluation's resize (no torch)
+
+                sizes = [(im.shape[1], im.shape[0]) for im in chunk]
+                sized = [resize_map(np.asarray(m, dtype=np.float32), size) for m, size in zip(maps, sizes, strict=True)]
+            for i in range(len(chunk)):
+                score = float(scores[i])
+                out.append(
+                    Detection(
+                        score=score,
+                        is_anomaly=score > self.threshold,
+                        threshold=self.threshold,
+                        local_score=float(local[i]),
+                        global_score=float(glob[i]),
+                        anomaly_map=np.asarray(sized[i], dtype=np.float32) if return_maps else None,
+                    )
+                )
+        return out
