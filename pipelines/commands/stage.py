@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from pipelines.stages import STAGES
+
 
 def expected_failure(exc: BaseException) -> bool:
     """Errors of input or of a service (reported in one line) rather than bugs (traceback).
@@ -41,7 +43,7 @@ def quiet_libraries() -> None:
 
 
 def stage(
-    name: Annotated[str, typer.Argument(help="data | prepare | train | calibrate | evaluate | register | promote")],
+    name: Annotated[str, typer.Argument(help=" | ".join(STAGES))],
     category: Annotated[str, typer.Argument(help="a category listed in data.categories")],
     params: Annotated[Path, typer.Option("--params", "-p", help="parameter file")] = Path("params.yaml"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,

@@ -15,18 +15,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pipelines.flows import tasks as T
 from pipelines.flows.review import await_review
 from pipelines.params import load_params
+from pipelines.stages import STAGES
 
 logger = logging.getLogger(__name__)
 
-STAGE_TASKS = {
-    "data": T.data_task,
-    "prepare": T.prepare_task,
-    "train": T.train_task,
-    "calibrate": T.calibrate_task,
-    "evaluate": T.evaluate_task,
-    "register": T.register_task,
-    "promote": T.promote_task,
-}
+#: the Prefect task of every stage, in the registry's order (a stage without a task fails here, at import)
+STAGE_TASKS = {name: T.TASKS[name] for name in STAGES}
 
 
 @flow(name="glcf-category", log_prints=True, persist_result=True)

@@ -72,6 +72,18 @@ def promote_task(category: str, params: PipelineParams, progress: bool = False) 
     return result
 
 
+#: every stage's task (``pipelines.flows.category`` orders them as ``pipelines.stages.STAGES``)
+TASKS = {
+    "data": data_task,
+    "prepare": prepare_task,
+    "train": train_task,
+    "calibrate": calibrate_task,
+    "evaluate": evaluate_task,
+    "register": register_task,
+    "promote": promote_task,
+}
+
+
 def artifact_key(kind: str, category: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
     cleaned = "".join(c if c.isalnum() else "-" for c in category.lower()).strip("-")

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 from pathlib import Path
 from typing import Any
 
 from pipelines.params import PipelineParams, load_params
-from pipelines.stages import STAGES
+from pipelines.stages import RUNNERS, STAGES
 
 logger = logging.getLogger(__name__)
 
 
 def stage_function(name: str) -> Any:
-    if name not in STAGES:
+    if name not in RUNNERS:
         msg = f"unknown stage {name!r} (stages: {', '.join(STAGES)})"
         raise ValueError(msg)
-    module = importlib.import_module(f"pipelines.stages.{name}")
-    return getattr(module, f"run_{name}")
+    return RUNNERS[name]
 
 
 def run_stage(
