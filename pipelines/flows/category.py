@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -51,6 +53,8 @@ def category_flow(
         raise ValueError(msg)
     if dvc_pull:
         dvc_pull_task(category, params_file)
+    root = Path(params_file).resolve().parent
+    before = inputs_fingerprint(root, params_file) if dvc_commit else ""
     results: dict[str, Any] = {}
     for name in chosen:
         log.info("%s: stage %s", category, name)
@@ -58,8 +62,38 @@ def category_flow(
     if "promote" in results:
         results["review"] = await_review(results["promote"], params)  # pauses for a person (manual approval)
     if dvc_commit and stages is None:
-        dvc_commit_task(Path(params_file).resolve().parent, [f"{stage}@{category}" for stage in STAGE_TASKS])
+        commit_if_unchanged(root, params_file, before, [f"{stage}@{category}" for stage in STAGE_TASKS])
     return results
+
+
+def inputs_fingerprint(root: Path, params_file: str) -> str:
+    """A hash of what the stages ran besides their data: the params file, ``dvc.yaml`` and every file of the
+    code folders that ``dvc.yaml``'s stages depend on (the deps without a ``${...}`` path)."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    folders = sorted({d for s in stages.values() for d in s["do"].get("deps", []) if "${" not in d})
+    files = [Path(params_file).resolve(), root / "dvc.yaml"]
+    for folder in folders:
+        files += sorted(p for p in (root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def commit_if_unchanged(root: Path, params_file: str, before: str, targets: list[str]) -> bool:
+    """``dvc commit`` the flow's outputs only if its code and parameters are still those it ran with.
+
+    ``dvc commit`` hashes what is on disk now: had the code or the parameters changed during the run,
+    ``dvc.lock`` would record outputs that they did not produce. Returns whether it committed.
+    """
+    if inputs_fingerprint(root, params_file) != before:
+        get_run_logger().warning(
+            "the code or the parameters changed while the flow ran: dvc.lock left as it was (run dvc repro)"
+        )
+        return False
+    dvc_commit_task(root, targets)
+    return True
 
 
 @task(name="dvc-commit", retries=T.IO_RETRIES, retry_delay_seconds=T.IO_RETRY_DELAY_S, cache_policy=NO_CACHE)
@@ -141,12 +175,13 @@ def pipeline_flow(
     chosen = list(categories or params.data.categories)
     for c in chosen:
         params.category_paths(c)  # an unknown category fails before any work starts
+    root = Path(params_file).parent
+    before = inputs_fingerprint(root, params_file) if dvc_commit else ""
     futures = {c: category_task.submit(c, params_file, stages) for c in chosen}
     results = {c: f.result() for c, f in futures.items()}
     create_markdown_artifact(key="glcf-pipeline-summary", markdown=summary_markdown(results))
     if dvc_commit and stages is None:
-        targets = [f"{stage}@{c}" for c in chosen for stage in STAGE_TASKS]
-        dvc_commit_task(Path(params_file).parent, targets)
+        commit_if_unchanged(root, params_file, before, [f"{stage}@{c}" for c in chosen for stage in STAGE_TASKS])
     return results
 
 

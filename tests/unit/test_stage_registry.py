@@ -35,3 +35,30 @@ def test_stages_are_dispatched_through_the_registry() -> None:
         assert stage_function(name) is RUNNERS[name]
     with pytest.raises(ValueError, match="unknown stage 'trian'"):
         stage_function("trian")
+
+
+def test_the_flow_commits_only_what_its_code_and_parameters_produced(tmp_path: Path) -> None:
+    """The fingerprint the flow takes before it runs changes with any code, dvc.yaml or parameter edit."""
+    from pipelines.flows.category import inputs_fingerprint
+
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  train:\n    foreach: [a]\n    do:\n      cmd: glcf stage train ${item}\n"
+        "      deps:\n        - data/${item}\n        - glcf\n        - pipelines\n"
+    )
+    for folder in ("glcf", "pipelines", "data/a"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "glcf" / "smoothing.py").write_text("SIGMA = 4\n")
+    (tmp_path / "pipelines" / "stage.py").write_text("pass\n")
+    params = tmp_path / "params.yaml"
+    params.write_text("train: {epochs: 30}\n")
+    before = inputs_fingerprint(tmp_path, str(params))
+    (tmp_path / "data" / "a" / "new.png").write_bytes(b"data is the stages' own business")
+    (tmp_path / "glcf" / "__pycache__").mkdir()
+    (tmp_path / "glcf" / "__pycache__" / "smoothing.pyc").write_bytes(b"compiled")
+    assert inputs_fingerprint(tmp_path, str(params)) == before
+    for path, text in ((tmp_path / "glcf" / "smoothing.py", "SIGMA = 3\n"), (params, "train: {epochs: 31}\n")):
+        old = path.read_text()
+        path.write_text(text)
+        assert inputs_fingerprint(tmp_path, str(params)) != before, path.name
+        path.write_text(old)
+    assert inputs_fingerprint(tmp_path, str(params)) == before
