@@ -49,10 +49,19 @@ def pip_requirements() -> list[str]:
 
 def signature() -> Any:
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import Array
 
+    outputs = [  # one row per image: glcf.serving.requests.answer_rows
+        *(ColSpec("double", name) for name in ("score", "threshold", "local_score", "global_score")),
+        ColSpec("boolean", "is_anomaly"),
+        ColSpec("string", "model_version"),
+        ColSpec("string", "category"),
+        ColSpec(Array(Array(DataType.double)), "anomaly_map", required=False),  # with return_map only
+    ]
     return ModelSignature(
         inputs=Schema([ColSpec("string", "image")]),
+        outputs=Schema(outputs),
         params=ParamSchema([ParamSpec("return_map", "boolean", False), ParamSpec("map_size", "string", "original")]),
     )
 

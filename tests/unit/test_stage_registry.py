@@ -62,3 +62,18 @@ def test_the_flow_commits_only_what_its_code_and_parameters_produced(tmp_path: P
         assert inputs_fingerprint(tmp_path, str(params)) != before, path.name
         path.write_text(old)
     assert inputs_fingerprint(tmp_path, str(params)) == before
+
+
+def test_the_registered_signature_declares_the_answer_rows() -> None:
+    """The served model's output schema names exactly the columns each answer row has."""
+    import numpy as np
+
+    from glcf.serving.detection import Detection
+    from glcf.serving.requests import answer_rows
+    from pipelines.stages.register import signature
+
+    det = Detection(1.0, True, 0.5, 0.2, 0.9, np.zeros((2, 2), np.float32))
+    (row,) = answer_rows([det], "3", "pushpins", return_map=True)
+    outputs = signature().outputs
+    assert set(outputs.input_names()) == set(row)
+    assert [c.name for c in outputs.inputs if not c.required] == ["anomaly_map"]
