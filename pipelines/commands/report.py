@@ -8,20 +8,25 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pipelines.stages.evaluate import HEADLINE
+
 if TYPE_CHECKING:
     from pipelines.params import PipelineParams
 
-COLUMNS = (
-    ("image AUROC", "image_auroc_total"),
-    ("logical", "image_auroc_logical_anomalies"),
-    ("structural", "image_auroc_structural_anomalies"),
-    ("pixel AUROC", "pixel_auroc"),
-    ("sPRO@0.05", "spro_0.05_mean"),
-    ("PRO@0.3", "pro_0.3_total"),
-    ("F1", "f1_total"),
-    ("FPR good", "false_alarm_rate_good"),
-    ("target", "false_alarm_target"),
-)
+#: ``glcf report``'s columns: every headline figure (``pipelines.stages.evaluate.HEADLINE``) but the branches'
+#: (they are in the per-defect table), under these labels.
+LABELS = {
+    "auroc": "image AUROC",
+    "logical": "logical",
+    "structural": "structural",
+    "pixel_auroc": "pixel AUROC",
+    "spro_0.05": "sPRO@0.05",
+    "pro_0.3": "PRO@0.3",
+    "f1": "F1",
+    "fpr_good": "FPR good",
+    "fpr_target": "target",
+}
+COLUMNS = tuple((label, HEADLINE[short]) for short, label in LABELS.items())
 #: Per defect type (metrics.json "image_auroc_defect"): the model's fused score, then each branch alone.
 DEFECT_SCORES = (("fused", "model"), ("local", "local"), ("global", "global"))
 

@@ -22,8 +22,9 @@ from pipelines.stages.common import load_prepared, numeric_summary
 logger = logging.getLogger(__name__)
 
 
-#: The headline of an evaluation (``headline.json``, the DVC metrics): short name -> ``metrics.json`` summary
-#: key; short, so that ``dvc metrics show`` fits one line per category. ``threshold`` comes from calibration.
+#: The headline of an evaluation (``headline.json``, the DVC metrics, ``glcf report``, the Prefect artifact):
+#: short name -> ``metrics.json`` summary key; short, so that ``dvc metrics show`` fits one line per category.
+#: ``threshold`` comes from calibration.
 HEADLINE = {
     "auroc": "image_auroc_total",
     "logical": "image_auroc_logical_anomalies",
@@ -32,6 +33,7 @@ HEADLINE = {
     "global": "image_auroc_global_total",
     "pixel_auroc": "pixel_auroc",
     "spro_0.05": "spro_0.05_mean",
+    "pro_0.3": "pro_0.3_total",  # MVTec AD layouts (LOCO ones have sPRO)
     "f1": "f1_total",
     "fpr_good": "false_alarm_rate_good",
     "fpr_target": "false_alarm_target",
