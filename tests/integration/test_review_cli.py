@@ -100,7 +100,7 @@ def test_manual_approval_from_the_command_line(tiny_project: TinyProject, tmp_pa
 
     with tracking(project):  # the register stage in this process: setting up the challenger, not under test
         assert run_stage("register", CATEGORY, project.params_file, progress=False).version == "2"
-    promoted = stage_result(project.timed("promote", "glcf", "stage", "promote", CATEGORY).stdout)
+    promoted = stage_result(project.timed("promote", "glcf", "stage", "promote", CATEGORY, "--json").stdout)
     assert (promoted["status"], promoted["promoted"]) == ("pending", False)
     assert project.registry_state(MODEL) == (["1", "2"], {"challenger": "2", "champion": "1"})
 
