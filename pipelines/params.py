@@ -20,6 +20,7 @@ import yaml
 from glcf.config import GLCFConfig, config_from_dict, config_to_dict, from_mapping
 from glcf.metrics.threshold import METHODS
 from glcf.presets import preset
+from glcf.serving.requests import DEFAULT_LIMITS
 from glcf.typed import check_literals
 from pipelines.paths import CategoryPaths, PathsParams
 
@@ -212,14 +213,18 @@ class ServeParams:
 
     host: str = "127.0.0.1"
     port: int = 5001
-    max_image_bytes: int = 20_000_000
-    max_image_pixels: int = 40_000_000
-    max_batch: int = 32
+    max_image_bytes: int = DEFAULT_LIMITS["max_image_bytes"]
+    max_image_pixels: int = DEFAULT_LIMITS["max_image_pixels"]
+    max_batch: int = DEFAULT_LIMITS["max_batch"]
+
+    def limits(self) -> dict[str, int]:
+        """The request limits, by the names the served model reads (``glcf.serving.requests``)."""
+        return {name: getattr(self, name) for name in DEFAULT_LIMITS}
 
     def validate(self, path: str = "serve") -> None:
         if not isinstance(self.port, int) or not (0 < self.port < 65536):
             _fail(f"{path}.port", f"must be a TCP port, got {self.port!r}")
-        for name in ("max_image_bytes", "max_image_pixels", "max_batch"):
+        for name in DEFAULT_LIMITS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 _fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")

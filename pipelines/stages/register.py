@@ -80,58 +80,21 @@ def input_example(image_path: Path) -> Any:
 
 
 def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> RegisterResult:
-    import mlflow
-    from mlflow import MlflowClient
-
-    from glcf.model.checkpoint import export_full_model
-    from glcf.model.stats import NormStats
     from pipelines import tracking
-    from pipelines.stages.calibrate import load_model
 
     data, manifest = load_prepared(params, paths)
     calibration = read_json(paths.calibration, "calibration (run the calibrate stage first)")
-    metrics = read_json(paths.metrics, "metrics (run the evaluate stage first)")
-    summary = numeric_summary(metrics)
+    summary = numeric_summary(read_json(paths.metrics, "metrics (run the evaluate stage first)"))
     run_info = read_json(paths.run_info, "MLflow run record (run the train stage first)")
-    model = load_model(params, paths)
     name = params.model_name(paths.category)
     split_hash = manifest["hashes"]["test"]
-    serve = params.serve
-    model_config = {
-        "category": paths.category,
-        "max_image_bytes": serve.max_image_bytes,
-        "max_image_pixels": serve.max_image_pixels,
-        "max_batch": serve.max_batch,
-    }
     with (
         tempfile.TemporaryDirectory() as tmp,
         tracking.category_run(params, paths, stage="register", data_hash=manifest["hashes"]["data"]) as run,
     ):
-        bundle = export_full_model(
-            Path(tmp) / "bundle.pt",
-            model,
-            NormStats.from_dict(calibration["norm_stats"]),
-            calibration["threshold"]["value"],
-            extra={"category": paths.category, "train_id": run_info["train_id"], "test_split_hash": split_hash},
-        )
+        extra = {"category": paths.category, "train_id": run_info["train_id"], "test_split_hash": split_hash}
         example = input_example(data.test[0].path) if data.test else None
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(MODEL_CODE),
-            artifacts={"bundle": str(bundle)},
-            code_paths=[str(GLCF_CODE)],
-            signature=signature(),
-            input_example=example,
-            model_config=model_config,
-            pip_requirements=pip_requirements(),
-            registered_model_name=name,
-        )
-        version = str(info.registered_model_version)
-        # described only now: a failed log_model (e.g. artifact store down) leaves no registry entry behind
-        registry.describe(name, f"GLCF logical anomaly detector for {paths.category!r}")
-        registry_file = Path(tmp) / "registry.json"
-        write_json(registry_file, {"name": name, "version": version})
-        MlflowClient().log_model_artifact(info.model_id, str(registry_file))
+        version = _log_served_model(params, paths, Path(tmp), calibration, extra, example)
         commit, dirty = tracking.git_commit(paths.root)
         registry.tag_version(
             name,
@@ -161,3 +124,47 @@ def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool
     write_json(paths.registration, record)
     logger.info("%s: registered version %s as @%s", name, version, registry.CHALLENGER)
     return RegisterResult(name, version, record["model_uri"], run_id)
+
+
+def _log_served_model(
+    params: PipelineParams,
+    paths: CategoryPaths,
+    tmp: Path,
+    calibration: dict[str, Any],
+    extra: dict[str, str],
+    example: Any,
+) -> str:
+    """Log the pyfunc (bundle, code, signature, limits) in the active run and register it; its version."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from glcf.model.checkpoint import export_full_model
+    from glcf.model.stats import NormStats
+    from pipelines.stages.calibrate import load_model
+
+    name = params.model_name(paths.category)
+    bundle = export_full_model(
+        tmp / "bundle.pt",
+        load_model(params, paths),
+        NormStats.from_dict(calibration["norm_stats"]),
+        calibration["threshold"]["value"],
+        extra=extra,
+    )
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(MODEL_CODE),
+        artifacts={"bundle": str(bundle)},
+        code_paths=[str(GLCF_CODE)],
+        signature=signature(),
+        input_example=example,
+        model_config={"category": paths.category, **params.serve.limits()},
+        pip_requirements=pip_requirements(),
+        registered_model_name=name,
+    )
+    version = str(info.registered_model_version)
+    # described only now: a failed log_model (e.g. artifact store down) leaves no registry entry behind
+    registry.describe(name, f"GLCF logical anomaly detector for {paths.category!r}")
+    registry_file = tmp / "registry.json"
+    write_json(registry_file, {"name": name, "version": version})
+    MlflowClient().log_model_artifact(info.model_id, str(registry_file))
+    return version
