@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,22 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file (the temporary file alone would be 0600)
+
+
 def write_text(path: Path, text: str) -> None:
+    """Atomic text write (temp file + rename), with the permissions of a file written by open()."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as fh:
         fh.write(text)
         tmp = Path(fh.name)
+    tmp.chmod(_FILE_MODE)
     tmp.replace(path)
 
 

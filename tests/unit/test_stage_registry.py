@@ -77,3 +77,13 @@ def test_the_registered_signature_declares_the_answer_rows() -> None:
     outputs = signature().outputs
     assert set(outputs.input_names()) == set(row)
     assert [c.name for c in outputs.inputs if not c.required] == ["anomaly_map"]
+
+
+def test_stage_outputs_get_the_permissions_of_ordinary_files(tmp_path: Path) -> None:
+    """Reports are written atomically through a temporary file, yet end up as open() would create them."""
+    from pipelines.io import write_json
+
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}\n")
+    write_json(tmp_path / "reports" / "metrics.json", {"auroc": 1.0})
+    assert (tmp_path / "reports" / "metrics.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
