@@ -82,6 +82,9 @@ def _rows(
 
         setup_logging()
         return predict_files_exported(model, images, map_dir=map_dir)
+    from pipelines.commands.stage import quiet_libraries
+
+    quiet_libraries()  # before MLflow loads: no download progress bars or colour codes on the console
     from pipelines import tracking
     from pipelines.commands.options import load_params_or_exit
     from pipelines.predict import predict_files
