@@ -13,12 +13,11 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from glcf.data.images import load_image, resize_rgb
-from glcf.serving.detection import Detection
+from glcf.data.images import resize_rgb
+from glcf.serving.detection import Detection, detect
 
 logger = logging.getLogger(__name__)
 
@@ -121,31 +120,10 @@ class ExportedDetector:
         batch_size: int = 8,
     ) -> list[Detection]:
         """As :meth:`glcf.inference.detector.Detector.score`: RGB arrays or image files in, one verdict each."""
-        if map_size not in ("original", "model"):
-            msg = f"map_size must be original or model, got {map_size!r}"
-            raise ValueError(msg)
-        arrays = [im if isinstance(im, np.ndarray) else load_image(Path(im)) for im in images]
-        out: list[Detection] = []
-        for start in range(0, len(arrays), batch_size):
-            chunk = arrays[start : start + batch_size]
-            batch = np.stack([resize_rgb(im, self.image_size) for im in chunk])
-            scores, maps, local, glob = self.run(batch)
-            sized: list[Any] = list(maps)
-            if return_maps and map_size == "original":
-                from glcf.metrics.maps import resize_map  # the detector's and the evaluation's resize (no torch)
 
-                sizes = [(im.shape[1], im.shape[0]) for im in chunk]
-                sized = [resize_map(np.asarray(m, dtype=np.float32), size) for m, size in zip(maps, sizes, strict=True)]
-            for i in range(len(chunk)):
-                score = float(scores[i])
-                out.append(
-                    Detection(
-                        score=score,
-                        is_anomaly=score > self.threshold,
-                        threshold=self.threshold,
-                        local_score=float(local[i]),
-                        global_score=float(glob[i]),
-                        anomaly_map=np.asarray(sized[i], dtype=np.float32) if return_maps else None,
-                    )
-                )
-        return out
+        def score_chunk(chunk: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+            return self.run(np.stack([resize_rgb(im, self.image_size) for im in chunk]))
+
+        return detect(
+            images, score_chunk, self.threshold, return_maps=return_maps, map_size=map_size, batch_size=batch_size
+        )

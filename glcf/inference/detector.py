@@ -10,16 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from glcf.data.images import load_image
 from glcf.data.transforms import normalize, resize_rgb
 from glcf.inference.scoring import AnomalyScorer
-from glcf.metrics.maps import resize_map
-from glcf.serving.detection import Detection, ImageDecodeError, decode_image
+from glcf.serving.detection import Detection, ImageDecodeError, decode_image, detect
 
 logger = logging.getLogger(__name__)
 
@@ -104,34 +101,15 @@ class Detector:
             map_size: ``original`` (each image's size) or ``model`` (``S x S``).
             batch_size: images per forward pass.
         """
-        if map_size not in ("original", "model"):
-            msg = f"map_size must be original or model, got {map_size!r}"
-            raise ValueError(msg)
-        arrays = [im if isinstance(im, np.ndarray) else load_image(Path(im)) for im in images]
-        out: list[Detection] = []
-        for start in range(0, len(arrays), batch_size):
-            chunk = arrays[start : start + batch_size]
+
+        def score_chunk(chunk: list[np.ndarray]) -> tuple[np.ndarray, ...]:
             result = self.scorer(self.model(self._batch(chunk)))
-            maps = result.anomaly_map.float().cpu()
-            if return_maps and map_size == "original":
-                # the evaluation's resize (anti-aliased when shrinking): served maps are the evaluated maps
-                sizes = [(im.shape[1], im.shape[0]) for im in chunk]
-                sized: list[Any] = [resize_map(m.numpy(), size) for m, size in zip(maps, sizes, strict=True)]
-            else:
-                sized = list(maps)
-            for i in range(len(chunk)):
-                score = float(result.image_score[i])
-                out.append(
-                    Detection(
-                        score=score,
-                        is_anomaly=score > self.threshold,
-                        threshold=self.threshold,
-                        local_score=float(result.local_score[i]),
-                        global_score=float(result.global_score[i]),
-                        anomaly_map=np.asarray(sized[i], dtype=np.float32) if return_maps else None,
-                    )
-                )
-        return out
+            parts = (result.image_score, result.anomaly_map, result.local_score, result.global_score)
+            return tuple(t.float().cpu().numpy() for t in parts)
+
+        return detect(
+            images, score_chunk, self.threshold, return_maps=return_maps, map_size=map_size, batch_size=batch_size
+        )
 
 
 def _download_registered(uri: str, tracking_uri: str | None, dst: str) -> Path:

@@ -8,6 +8,7 @@ both score.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from glcf.data.images import _to_rgb8
 
-__all__ = ["Detection", "ImageDecodeError", "decode_image"]
+__all__ = ["ChunkScorer", "Detection", "ImageDecodeError", "decode_image", "detect"]
 
 
 class ImageDecodeError(ValueError):
@@ -74,3 +75,48 @@ class Detection:
     local_score: float
     global_score: float
     anomaly_map: np.ndarray | None = None
+
+
+#: scores one chunk of RGB arrays: ``(image scores [B], maps [B, S, S], local [B], global [B])`` as numpy
+ChunkScorer = Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def detect(
+    images: Sequence[np.ndarray | str | Path],
+    score_chunk: ChunkScorer,
+    threshold: float,
+    *,
+    return_maps: bool = False,
+    map_size: str = "original",
+    batch_size: int = 8,
+) -> list[Detection]:
+    """One verdict per image, ``batch_size`` images per ``score_chunk`` call (the in-process detector's and
+    the exported one's loop); maps at each image's size use the evaluation's resize (anti-aliased when
+    shrinking), so served maps are the evaluated maps."""
+    from glcf.data.images import load_image
+    from glcf.metrics.maps import resize_map
+
+    if map_size not in ("original", "model"):
+        msg = f"map_size must be original or model, got {map_size!r}"
+        raise ValueError(msg)
+    arrays = [im if isinstance(im, np.ndarray) else load_image(Path(im)) for im in images]
+    out: list[Detection] = []
+    for start in range(0, len(arrays), batch_size):
+        chunk = arrays[start : start + batch_size]
+        scores, maps, local, glob = score_chunk(chunk)
+        sized = [np.asarray(m, dtype=np.float32) for m in maps]
+        if return_maps and map_size == "original":
+            sized = [resize_map(m, (im.shape[1], im.shape[0])) for m, im in zip(sized, chunk, strict=True)]
+        for i in range(len(chunk)):
+            score = float(scores[i])
+            out.append(
+                Detection(
+                    score=score,
+                    is_anomaly=score > threshold,
+                    threshold=threshold,
+                    local_score=float(local[i]),
+                    global_score=float(glob[i]),
+                    anomaly_map=sized[i] if return_maps else None,
+                )
+            )
+    return out
