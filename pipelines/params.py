@@ -22,6 +22,7 @@ from glcf.metrics.threshold import METHODS
 from glcf.presets import preset
 from glcf.serving.requests import DEFAULT_LIMITS
 from glcf.typed import check_literals
+from glcf.typed import fail as _fail
 from pipelines.paths import CategoryPaths, PathsParams
 
 __all__ = [
@@ -43,11 +44,6 @@ CATEGORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 class ParamsError(ValueError):
     """A parameter file that cannot be used; the message names the file and the dotted key."""
-
-
-def _fail(path: str, message: str) -> None:
-    msg = f"{path}: {message}"
-    raise ValueError(msg)
 
 
 @dataclass(frozen=True)
