@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 from glcf.typed import check_literals, check_non_negative, check_positive, fail, from_mapping, to_dict
 
 __all__ = [
+    "MEMORY_FILL_KEYS",
     "AblationConfig",
     "BottleneckConfig",
     "DecoderConfig",
@@ -33,7 +34,9 @@ __all__ = [
 WEIGHT_SOURCES = ("hub", "offline-package", "none")  # plus "file:<path>"
 Layout = Literal["ps", "pgs", "pss"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
-LayoutMatch = Literal["pairs", "whole"]
+LayoutMatch = Literal["relation", "pairs", "whole"]
+#: The scoring keys that decide what the normal memories hold (the rest only read them).
+MEMORY_FILL_KEYS = ("coreset_fraction", "layout_stride")
 SWIN_T = "swin_tiny_patch4_window7_224"
 
 
@@ -219,9 +222,12 @@ class ScoringConfig:
         position_memory: add the position memory's map (Mahalanobis distance of each stride-4 patch
             to the normal Gaussian of its position) to the local branch.
         layout_memory: add the layout memory's image score to the global branch: how far the image's
-            stride-16 feature map is from the normal training images' maps.
+            feature map is from the normal training images' maps.
         layout_match: how the layout memory matches: ``pairs`` (the worst pair of grid cells that no
-            single training image matches together) or ``whole`` (the nearest whole map).
+            single training image matches together), ``relation`` (the same pairs, less what each
+            cell scores on its own: the relation alone) or ``whole`` (the nearest whole map).
+        layout_stride: the layout memory's grid: 16 (cells of the stride-16 tap) or 8 (cells of the
+            stride-8 tap beside the stride-16 tap up-sampled to it: parts of a few pixels).
         coreset_fraction: share of the training patches kept in the patch memory.
         fusion: ``fixed`` (alpha, beta as in eq. 6) or ``calibrated``: every part (local map, patch
             memory map, global map, layout score) is put on the scale of its own image scores on the
@@ -240,7 +246,8 @@ class ScoringConfig:
     memory: bool = False
     position_memory: bool = False
     layout_memory: bool = False
-    layout_match: LayoutMatch = "pairs"
+    layout_match: LayoutMatch = "relation"
+    layout_stride: int = 8
     coreset_fraction: float = 0.1
     fusion: Literal["fixed", "calibrated"] = "fixed"
 
@@ -258,6 +265,8 @@ class ScoringConfig:
         check_non_negative(f"{path}.sigma", self.sigma)
         if not (0.0 < self.top_k_fraction <= 1.0):
             fail(f"{path}.top_k_fraction", f"must be in (0, 1], got {self.top_k_fraction!r}")
+        if self.layout_stride not in (8, 16):
+            fail(f"{path}.layout_stride", f"must be 8 or 16, got {self.layout_stride!r}")
         if not (0.0 < self.coreset_fraction <= 1.0):
             fail(f"{path}.coreset_fraction", f"must be in (0, 1], got {self.coreset_fraction!r}")
         for name in ("memory", "position_memory", "layout_memory"):

@@ -7,16 +7,22 @@ of normal parts well enough to call it normal. A memory of the normal images' ow
   training image (each averaged over its 3x3 neighbourhood, the stride-16 map up-sampled to stride
   8, as PatchCore does), thinned by a greedy k-centre coreset. A test patch scores its distance to
   the nearest remembered patch: a local map beside GLCF's local estimation map.
-* the **layout memory** keeps one vector per training image: its whole stride-16 feature map,
-  flattened, so position is part of the vector. It scores an image-level global score that flags a
-  relation between distant parts that no normal image shows, even when every part is normal on its
-  own. Two ways to match (``layout_match``):
+* the **layout memory** keeps one vector per training image: its whole feature map on a grid of
+  cells, flattened, so position is part of the vector. The cells are the stride-16 grid
+  (``layout_stride=16``: the stride-16 tap) or the finer stride-8 grid (``layout_stride=8``: the
+  stride-8 tap beside the stride-16 tap up-sampled to it), which resolves parts of a few pixels.
+  It gives an image-level global score that flags a relation between distant parts that no normal
+  image shows, even when every part is normal on its own. Three ways to match (``layout_match``):
 
-  - ``pairs`` (default): for every pair of grid cells ``(i, j)`` the best joint match over the
+  - ``pairs``: for every pair of grid cells ``(i, j)`` the best joint match over the
     training images, ``min_n (d_n(i) + d_n(j))``, where ``d_n(i)`` is the distance of cell ``i`` to
     the same cell of training image ``n``, divided by that cell's typical nearest-neighbour distance
     among the training images (leave-one-out). The score is the worst pair. A pair of parts that
     each occur in normal images but never together has no training image that matches both;
+  - ``relation`` (the default): the same pairs, each scored by how much worse its best joint match
+    is than the two cells' separate best matches, ``min_n (d_n(i) + d_n(j)) - min_n d_n(i) -
+    min_n d_n(j)``. A cell that is new on its own (a stain, a dent: the local branch's business)
+    adds nothing, so what is left is the relation alone, and its noise on normal images is smaller;
   - ``whole``: the distance of the whole flattened map to the nearest training image. The noise of
     every cell adds up, so a relation between two small parts drowns in it.
 
@@ -47,6 +53,7 @@ _CHUNK = 4096
 _POSITION_RIDGE = 0.01  # added to every covariance's diagonal (PaDiM's choice): keeps it invertible
 _PAIR_BLOCK = 1 << 22  # elements of one [B, n, P, P] block of pair sums
 LAYOUT_MATCHES: tuple[str, ...] = get_args(LayoutMatch)
+LAYOUT_STRIDES = (8, 16)
 
 
 def greedy_coreset(features: Tensor, size: int, seed: int = 0, proj_dim: int = 128) -> Tensor:
@@ -94,11 +101,13 @@ def cell_distances(queries: Tensor, bank: Tensor) -> Tensor:
     return _exact_cdist(queries.permute(2, 0, 1), bank.permute(2, 0, 1)).permute(1, 2, 0)
 
 
-def worst_pair(d: Tensor) -> Tensor:
+def worst_pair(d: Tensor, *, relation: bool = False) -> Tensor:
     """``[B]``: ``max_{i<j} min_n (d[:, n, i] + d[:, n, j])`` of scaled cell distances ``d`` ``[B, N, P]``.
 
-    Hand-written (no library scores pairs of cells); the minimum over ``n`` runs in blocks of training
-    maps so that the ``[B, n, P, P]`` sums stay small.
+    With ``relation`` each pair's separate best matches ``min_n d[:, n, i] + min_n d[:, n, j]`` are
+    subtracted: only what the pair adds to its cells is scored. Hand-written (no library scores pairs
+    of cells); the minimum over ``n`` runs in blocks of training maps so that the ``[B, n, P, P]``
+    sums stay small.
     """
     b, _, p = d.shape
     # exported graphs have a symbolic batch: one block (a graph holds no loop over data-sized blocks)
@@ -106,6 +115,9 @@ def worst_pair(d: Tensor) -> Tensor:
     best = d.new_full((b, p, p), math.inf)
     for chunk in d.split(step, dim=1):
         torch.minimum(best, (chunk[..., :, None] + chunk[..., None, :]).amin(1), out=best)
+    if relation:
+        alone = d.amin(1)
+        best = best - alone[:, :, None] - alone[:, None, :]
     i, j = torch.triu_indices(p, p, 1, device=d.device)
     return best[:, i, j].amax(1) if p > 1 else best[:, 0, 0]
 
@@ -132,10 +144,12 @@ class NormalMemory(nn.Module):
 
     Args:
         patch_dim: channels of a patch feature (stride-8 plus stride-16 tap widths).
-        layout_dim: length of a layout vector (stride-16 width x its grid cells).
+        layout_dim: length of a layout vector (its channels x its grid cells).
         coreset_fraction: share of the training patches kept in the patch memory.
         cells: grid cells of a layout (``layout_dim / cells`` channels).
         position_dim: channels of a position feature (stride-4 plus stride-8 tap widths).
+        layout_stride: 16 (cells of the stride-16 tap) or 8 (cells of the stride-8 tap beside the
+            stride-16 tap up-sampled to it).
     """
 
     def __init__(
@@ -145,9 +159,14 @@ class NormalMemory(nn.Module):
         coreset_fraction: float = 0.1,
         cells: int = 1,
         position_dim: int = 1,
+        layout_stride: int = 16,
     ) -> None:
         super().__init__()
+        if layout_stride not in LAYOUT_STRIDES:
+            msg = f"layout_stride: must be one of {LAYOUT_STRIDES}, got {layout_stride!r}"
+            raise ValueError(msg)
         self.coreset_fraction = coreset_fraction
+        self.layout_stride = layout_stride
         self.register_buffer("patch_bank", torch.zeros(0, patch_dim))
         self.register_buffer("layout_bank", torch.zeros(0, layout_dim))
         self.register_buffer("cell_scale", torch.ones(cells))
@@ -176,9 +195,23 @@ class NormalMemory(nn.Module):
         return _pooled_pair(taps[0], taps[1])
 
     @staticmethod
-    def layout_features(taps: list[Tensor]) -> Tensor:
-        """``[B, C3 * h3 * w3]``: the stride-16 tap, flattened with its positions."""
-        return taps[2].float().flatten(1)
+    def layout_dims(channels: tuple[int, ...], image_size: int, stride: int) -> tuple[int, int]:
+        """``(channels, cells)`` of a layout map of the encoder taps ``channels`` at ``image_size``."""
+        c = channels[2] if stride == 16 else channels[1] + channels[2]
+        return c, (image_size // stride) ** 2
+
+    def layout_cells(self, taps: list[Tensor]) -> Tensor:
+        """``[B, C, P]``: the layout map, one column per grid cell."""
+        coarse = taps[2].float()
+        if self.layout_stride == 16:
+            return coarse.flatten(2)
+        fine = taps[1].float()
+        up = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat([fine, up], dim=1).flatten(2)
+
+    def layout_features(self, taps: list[Tensor]) -> Tensor:
+        """``[B, C * P]``: the layout map, flattened with its positions."""
+        return self.layout_cells(taps).flatten(1)
 
     @torch.no_grad()
     def fill(self, taps_batches: Iterable[list[Tensor]], seed: int = 0) -> None:
@@ -186,7 +219,7 @@ class NormalMemory(nn.Module):
         patches, layouts, cells = [], [], 1
         gaussian = _PositionGaussian()
         for taps in taps_batches:
-            cells = taps[2].shape[-2] * taps[2].shape[-1]
+            cells = self.layout_cells(taps).shape[-1]
             gaussian.add(self.position_features(taps))
             p = self.patch_features(taps)
             patches.append(p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]).cpu())
@@ -235,7 +268,7 @@ class NormalMemory(nn.Module):
         d = (torch.bmm(y, self.position_precision) * y).sum(-1).clamp_min(0).sqrt()  # [P, B]
         return d.T.reshape(b, 1, h, w)
 
-    def layout_distance(self, taps: list[Tensor], match: str = "pairs") -> Tensor:
+    def layout_distance(self, taps: list[Tensor], match: str = "relation") -> Tensor:
         """``[B]`` layout score of every image: its worst pair of cells, or its whole-map distance.
 
         ``match`` is a scoring choice (``scoring.layout_match``), not part of the memory: one filled
@@ -246,9 +279,9 @@ class NormalMemory(nn.Module):
             raise ValueError(msg)
         if match == "whole":
             return _nearest(self.layout_features(taps), self.layout_bank.float())
-        cells = taps[2].shape[-2] * taps[2].shape[-1]
-        d = cell_distances(taps[2].float().flatten(2), self._grid(cells)) / self.cell_scale
-        return worst_pair(d)
+        queries = self.layout_cells(taps)
+        d = cell_distances(queries, self._grid(queries.shape[-1])) / self.cell_scale
+        return worst_pair(d, relation=match == "relation")
 
 
 class _PositionGaussian:

@@ -90,13 +90,15 @@ class GLCFModel(nn.Module):
         self.global_estimation = global_estimation
         self.pem_taps = pem_taps
         c1, c2, c3 = encoder.channels[:3]
-        grid16 = config.image_size // 16
+        stride = config.scoring.layout_stride
+        layout_channels, cells = NormalMemory.layout_dims(encoder.channels, config.image_size, stride)
         self.memory = NormalMemory(
             c2 + c3,
-            c3 * grid16 * grid16,
+            layout_channels * cells,
             config.scoring.coreset_fraction,
-            cells=grid16 * grid16,
+            cells=cells,
             position_dim=c1 + c2,
+            layout_stride=stride,
         )
         self.mean: tuple[float, ...] = encoder.mean
         self.std: tuple[float, ...] = encoder.std

@@ -34,6 +34,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_position_memory": {"model.scoring.position_memory": False},
     "no_layout_memory": {"model.scoring.layout_memory": False},
     "whole_layout": {"model.scoring.layout_match": "whole"},
+    "pair_layout": {"model.scoring.layout_match": "pairs"},
+    "coarse_layout": {"model.scoring.layout_stride": 16},
+    "size_128": {"model.image_size": 128},
 }
 DEFAULT_VARIANTS = tuple(VARIANTS)
 

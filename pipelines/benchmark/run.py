@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from glcf.config import MEMORY_FILL_KEYS
 from pipelines.benchmark.plan import (
     BENCHMARK_DIR,
     DEFAULT_VARIANTS,
@@ -51,10 +52,11 @@ def training_key(params: PipelineParams, paths: CategoryPaths) -> str:
     from pipelines.io import read_json
 
     flat = params.flat()
+    fill_keys = tuple(f".scoring.{name}" for name in MEMORY_FILL_KEYS)
     keep = {
         k: v
         for k, v in flat.items()
-        if k.startswith(("model.", "loss.", "train.")) and (".scoring." not in k or k.endswith(".coreset_fraction"))
+        if k.startswith(("model.", "loss.", "train.")) and (".scoring." not in k or k.endswith(fill_keys))
     }
     manifest = read_json(paths.manifest, "manifest")
     return sha256_json({"params": keep, "train": manifest["hashes"]["train"]})[:16]

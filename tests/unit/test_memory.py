@@ -40,7 +40,7 @@ def _taps(c2: torch.Tensor, c3: torch.Tensor) -> list[torch.Tensor]:
     return [F.interpolate(c2[:, :1], scale_factor=2.0), c2, c3, torch.zeros(1)]
 
 
-@pytest.mark.parametrize("match", ["pairs", "whole"])
+@pytest.mark.parametrize("match", ["relation", "pairs", "whole"])
 def test_layout_memory_flags_a_new_combination_of_normal_halves(match: str) -> None:
     """Each half of the test image occurs in a normal image; only their pairing is new."""
     left_a, left_b = torch.zeros(4, 4, 2), torch.ones(4, 4, 2)
@@ -55,9 +55,10 @@ def test_layout_memory_flags_a_new_combination_of_normal_halves(match: str) -> N
     assert torch.allclose(memory.cell_scale, torch.full((16,), 2.0))  # nearest other normal: 4 channels of 1
     assert float(memory.layout_distance(_taps(normals[0], normals[0]), match)[0]) == 0.0
     mixed = image(left_a, left_b)
-    # pairs: a left and a right cell are matched together by no normal image: one cell's typical distance;
-    # whole: the right half (8 cells x 4 channels of 1) differs from the first normal image
-    expected = 1.0 if match == "pairs" else 32**0.5
+    # pairs, relation: a left and a right cell are matched together by no normal image (each alone is
+    # matched exactly): one cell's typical distance; whole: the right half (8 cells x 4 channels of 1)
+    # differs from the first normal image
+    expected = 32**0.5 if match == "whole" else 1.0
     assert float(memory.layout_distance(_taps(mixed, mixed), match)[0]) == pytest.approx(expected)
     # the patch memory has seen every patch of the mixed image except where the halves meet
     patch = memory.patch_distance(_taps(mixed, mixed))[0, 0]
@@ -89,6 +90,55 @@ def test_pairs_see_a_relation_that_the_whole_map_drowns_in_noise() -> None:
     assert float(bad_pairs.min()) > float(good_pairs.max())  # every broken relation above every normal image
     good_whole, bad_whole = scores["whole"]
     assert float(bad_whole.min()) < float(good_whole.max())  # the whole map does not separate them
+
+
+def test_relation_leaves_a_part_new_on_its_own_to_the_local_branch() -> None:
+    """A cell that no normal image shows (a stain) makes every pair with it look unmatched; the
+    relation score subtracts what each cell scores alone, so only a broken relation remains."""
+    gen = torch.Generator().manual_seed(0)
+
+    def image(a: float, b: float, stain: bool = False) -> torch.Tensor:
+        x = 0.1 * torch.randn(1, 8, 6, 6, generator=gen)
+        x[0, :, 0, 0] += 3 * a
+        x[0, :, 5, 5] += 3 * b
+        if stain:
+            x[0, :, 2, 3] += 4.0
+        return x
+
+    train = [image(v, v) for v in (0.0, 1.0) for _ in range(20)]
+    memory = NormalMemory(patch_dim=16, layout_dim=8 * 36, cells=36)
+    memory.fill([_taps(x, x) for x in train])
+    stained, broken = image(1.0, 1.0, stain=True), image(1.0, 0.0)
+    pairs = [float(memory.layout_distance(_taps(x, x), "pairs")[0]) for x in (stained, broken)]
+    relation = [float(memory.layout_distance(_taps(x, x), "relation")[0]) for x in (stained, broken)]
+    assert pairs[0] > pairs[1]  # the stain outscores the broken relation among pairs
+    assert relation[0] < 0.1 * relation[1]  # the relation score sees only the broken relation
+
+
+def test_a_stride_8_layout_sees_parts_the_stride_16_grid_averages_away() -> None:
+    """Two small marks that must agree live in single stride-8 cells; the stride-16 tap is the same in
+    every image (it cannot tell the marks apart), so only the stride-8 layout sees a broken pair."""
+    gen = torch.Generator().manual_seed(0)
+    coarse = torch.zeros(1, 2, 4, 4)
+
+    def fine(a: float, b: float) -> torch.Tensor:
+        x = 0.1 * torch.randn(1, 4, 8, 8, generator=gen)
+        x[0, :, 1, 1] += 3 * a
+        x[0, :, 6, 6] += 3 * b
+        return x
+
+    train = [fine(v, v) for v in (0.0, 1.0) for _ in range(20)]
+    scores = {}
+    for stride, (channels, cells) in ((16, (2, 16)), (8, (6, 64))):
+        memory = NormalMemory(patch_dim=6, layout_dim=channels * cells, cells=cells, layout_stride=stride)
+        memory.fill([_taps(x, coarse) for x in train])
+        good, bad = (memory.layout_distance(_taps(fine(*ab), coarse)) for ab in ((1.0, 1.0), (1.0, 0.0)))
+        scores[stride] = float(bad[0]) - float(good[0])
+    assert scores[16] == pytest.approx(0.0, abs=1e-6)
+    assert scores[8] > 1.0
+    assert NormalMemory.layout_dims((4, 6, 2, 8), 64, 8) == (8, 64)
+    with pytest.raises(ValueError, match=r"layout_stride: must be one of \(8, 16\), got 4"):
+        NormalMemory(patch_dim=6, layout_dim=6, layout_stride=4)
 
 
 def test_position_memory_is_the_mahalanobis_distance_to_each_positions_gaussian() -> None:
@@ -137,18 +187,19 @@ def test_layout_match_is_a_scoring_choice_of_a_loaded_model() -> None:
     model = build_glcf(preset("tiny", scoring=CALIBRATED)).eval()
     model.fill_memory([torch.randn(4, 3, 64, 64)])
     x = torch.randn(2, 3, 64, 64)
+    assert model.config.scoring.layout_match == "relation"
     with torch.no_grad():
-        pairs = model(x).layout_distance
+        relation = model(x).layout_distance
         model.config = model.config.replace(scoring={"layout_match": "whole"})
         whole = model(x).layout_distance
     raw = model.encoder(x)
-    torch.testing.assert_close(pairs, model.memory.layout_distance(raw, "pairs"))
+    torch.testing.assert_close(relation, model.memory.layout_distance(raw, "relation"))
     torch.testing.assert_close(whole, model.memory.layout_distance(raw, "whole"))
-    assert not torch.allclose(pairs, whole)
+    assert not torch.allclose(relation, whole)
 
 
 def test_an_unknown_layout_match_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match=r"layout_match: must be one of pairs, whole, got 'triples'"):
+    with pytest.raises(ValueError, match=r"layout_match: must be one of relation, pairs, whole, got 'triples'"):
         NormalMemory(patch_dim=8, layout_dim=8).layout_distance(
             _taps(torch.zeros(1, 4, 2, 2), torch.zeros(1, 2, 1, 1)), "triples"
         )
