@@ -35,8 +35,8 @@ WEIGHT_SOURCES = ("hub", "offline-package", "none")  # plus "file:<path>"
 Layout = Literal["ps", "pgs", "pss"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
 LayoutMatch = Literal["relation", "pairs", "whole"]
-#: The scoring keys that decide what the normal memories hold (the rest only read them).
-MEMORY_FILL_KEYS = ("coreset_fraction", "layout_stride")
+LayoutStride = Literal[8, 16]
+MEMORY_FILL_KEYS = ("coreset_fraction", "layout_stride")  # scoring keys that decide what the memories hold
 SWIN_T = "swin_tiny_patch4_window7_224"
 
 
@@ -223,11 +223,9 @@ class ScoringConfig:
             to the normal Gaussian of its position) to the local branch.
         layout_memory: add the layout memory's image score to the global branch: how far the image's
             feature map is from the normal training images' maps.
-        layout_match: how the layout memory matches: ``pairs`` (the worst pair of grid cells that no
-            single training image matches together), ``relation`` (the same pairs, less what each
-            cell scores on its own: the relation alone) or ``whole`` (the nearest whole map).
-        layout_stride: the layout memory's grid: 16 (cells of the stride-16 tap) or 8 (cells of the
-            stride-8 tap beside the stride-16 tap up-sampled to it: parts of a few pixels).
+        layout_match: ``pairs`` (the worst pair of grid cells no training image matches together),
+            ``relation`` (the same, less what each cell scores alone) or ``whole`` (nearest map).
+        layout_stride: the layout grid: 16 (stride-16 tap) or 8 (stride-8 tap + stride-16 up-sampled).
         coreset_fraction: share of the training patches kept in the patch memory.
         fusion: ``fixed`` (alpha, beta as in eq. 6) or ``calibrated``: every part (local map, patch
             memory map, global map, layout score) is put on the scale of its own image scores on the
@@ -247,7 +245,7 @@ class ScoringConfig:
     position_memory: bool = False
     layout_memory: bool = False
     layout_match: LayoutMatch = "relation"
-    layout_stride: int = 8
+    layout_stride: LayoutStride = 8
     coreset_fraction: float = 0.1
     fusion: Literal["fixed", "calibrated"] = "fixed"
 
@@ -265,8 +263,6 @@ class ScoringConfig:
         check_non_negative(f"{path}.sigma", self.sigma)
         if not (0.0 < self.top_k_fraction <= 1.0):
             fail(f"{path}.top_k_fraction", f"must be in (0, 1], got {self.top_k_fraction!r}")
-        if self.layout_stride not in (8, 16):
-            fail(f"{path}.layout_stride", f"must be 8 or 16, got {self.layout_stride!r}")
         if not (0.0 < self.coreset_fraction <= 1.0):
             fail(f"{path}.coreset_fraction", f"must be in (0, 1], got {self.coreset_fraction!r}")
         for name in ("memory", "position_memory", "layout_memory"):

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from glcf.config import LayoutMatch
+from glcf.config import LayoutMatch, LayoutStride
 
 __all__ = ["NormalMemory", "greedy_coreset"]
 
@@ -53,7 +53,7 @@ _CHUNK = 4096
 _POSITION_RIDGE = 0.01  # added to every covariance's diagonal (PaDiM's choice): keeps it invertible
 _PAIR_BLOCK = 1 << 22  # elements of one [B, n, P, P] block of pair sums
 LAYOUT_MATCHES: tuple[str, ...] = get_args(LayoutMatch)
-LAYOUT_STRIDES = (8, 16)
+LAYOUT_STRIDES: tuple[int, ...] = get_args(LayoutStride)
 
 
 def greedy_coreset(features: Tensor, size: int, seed: int = 0, proj_dim: int = 128) -> Tensor:

@@ -139,6 +139,8 @@ def test_a_stride_8_layout_sees_parts_the_stride_16_grid_averages_away() -> None
     assert NormalMemory.layout_dims((4, 6, 2, 8), 64, 8) == (8, 64)
     with pytest.raises(ValueError, match=r"layout_stride: must be one of \(8, 16\), got 4"):
         NormalMemory(patch_dim=6, layout_dim=6, layout_stride=4)
+    with pytest.raises(ValueError, match=r"scoring.layout_stride: must be one of 8, 16; got 4"):
+        preset("tiny", scoring={"layout_stride": 4})
 
 
 def test_position_memory_is_the_mahalanobis_distance_to_each_positions_gaussian() -> None:
