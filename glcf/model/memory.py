@@ -219,11 +219,12 @@ class NormalMemory(nn.Module):
         patches, layouts, cells = [], [], 1
         gaussian = _PositionGaussian()
         for taps in taps_batches:
-            cells = self.layout_cells(taps).shape[-1]
+            layout = self.layout_cells(taps)
+            cells = layout.shape[-1]
             gaussian.add(self.position_features(taps))
             p = self.patch_features(taps)
             patches.append(p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]).cpu())
-            layouts.append(self.layout_features(taps).cpu())
+            layouts.append(layout.flatten(1).cpu())
         if not patches:
             msg = "NormalMemory.fill: no training images"
             raise ValueError(msg)
