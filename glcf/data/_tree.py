@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from glcf.data.images import IMAGE_EXTENSIONS, CheckLevel, check_image
-from glcf.data.types import DatasetLayoutError, Kind, Sample
+from glcf.data.types import CategoryData, DatasetLayoutError, DefectSpec, Kind, Sample
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,15 @@ def require_dir(path: Path, problems: Problems, what: str) -> bool:
     else:
         problems.add(f"{path}: missing folder ({what})")
     return False
+
+
+def open_category(root: Path, category: str) -> tuple[Path, Problems]:
+    """``root/category`` and the problem list of its tree; a missing category folder is raised at once."""
+    base = Path(root) / category
+    problems = Problems(base)
+    if not require_dir(base, problems, "category"):
+        problems.raise_if_any()
+    return base, problems
 
 
 def list_images(folder: Path, problems: Problems, *, what: str, allow_empty: bool = False) -> list[Path]:
@@ -92,6 +101,46 @@ def make_samples(
             Sample(path.absolute(), label, anomaly_type, kind, tuple(p.absolute() for p in mask_paths), size)
         )
     return samples
+
+
+def only_good(split_dir: Path, problems: Problems, why: str) -> None:
+    """A problem (``<folder>: why``) for every sub-folder of ``split_dir`` other than ``good``."""
+    for extra in sorted(p for p in split_dir.iterdir() if p.is_dir() and p.name != "good"):
+        problems.add(f"{extra}: {why}")
+
+
+def normal_samples(
+    folder: Path, problems: Problems, *, what: str, check: CheckLevel, anomaly_type: str = "good"
+) -> list[Sample]:
+    """The images of ``folder`` as normal samples (label 0, kind ``good``)."""
+    paths = list_images(folder, problems, what=what)
+    return make_samples(paths, problems, label=0, anomaly_type=anomaly_type, kind="good", check=check)
+
+
+def category_data(
+    root: Path,
+    category: str,
+    format: str,
+    problems: Problems,
+    *,
+    train: Sequence[Sample],
+    validation: Sequence[Sample],
+    test: Sequence[Sample],
+    validation_source: str,
+    defects: dict[int, DefectSpec] | None = None,
+) -> CategoryData:
+    """A reader's result: its splits, the absolute dataset root and the files ``problems`` ignored."""
+    return CategoryData(
+        root=Path(root).absolute(),
+        category=category,
+        format=format,
+        train=tuple(train),
+        validation=tuple(validation),
+        test=tuple(test),
+        defects=defects if defects is not None else {},
+        validation_source=validation_source,
+        ignored=tuple(problems.ignored),
+    )
 
 
 def holdout_split(

@@ -18,10 +18,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glcf.data._tree import Problems, holdout_split, list_images, make_samples, require_dir
+from glcf.data._tree import (
+    Problems,
+    category_data,
+    holdout_split,
+    list_images,
+    make_samples,
+    normal_samples,
+    open_category,
+    require_dir,
+)
 from glcf.data.images import CheckLevel
 from glcf.data.types import CategoryData, Sample
-
 
 __all__ = ["read_folder"]
 
@@ -66,57 +74,58 @@ def read_folder(
         DatasetLayoutError: every problem at once (missing folders, no abnormal test class, bad images,
             empty splits).
     """
-    base = Path(root) / category
-    problems = Problems(base)
-    if not require_dir(base, problems, "category"):
-        problems.raise_if_any()
+    base, problems = open_category(root, category)
     train: list[Sample] = []
     if require_dir(base / "train", problems, "train split"):
-        normal = _normal_dir(base / "train", normal_class, problems)
-        if normal is not None:
-            paths = list_images(normal, problems, what=f"train/{normal.name}")
-            train = make_samples(paths, problems, label=0, anomaly_type=normal.name, kind="good", check=check)
-        for other in _classes(base / "train"):
-            if other != normal:
-                problems.ignore(other, "abnormal training images are not used: training sees normal images only")
-
+        why = "abnormal training images are not used: training sees normal images only"
+        train = _normal_class_samples(base / "train", normal_class, problems, check, why)
     val_dirs = [base / n for n in ("validation", "val") if (base / n).is_dir()]
     validation: list[Sample] = []
     if len(val_dirs) > 1:
         problems.add(f"{base}: both validation/ and val/ exist; keep one")
     elif val_dirs:
-        normal = _normal_dir(val_dirs[0], normal_class, problems)
-        if normal is not None:
-            paths = list_images(normal, problems, what=f"{val_dirs[0].name}/{normal.name}")
-            validation = make_samples(paths, problems, label=0, anomaly_type=normal.name, kind="good", check=check)
-        for other in _classes(val_dirs[0]):
-            if other != normal:
-                problems.ignore(other, "abnormal validation images are not used: held-out data must be normal")
-
-    test: list[Sample] = []
-    if require_dir(base / "test", problems, "test split"):
-        normal = _normal_dir(base / "test", normal_class, problems)
-        abnormal = [c for c in _classes(base / "test") if c != normal]
-        if not abnormal:
-            problems.add(f"{base / 'test'}: no abnormal class folder next to the normal class")
-        for cls in ([normal] if normal else []) + abnormal:
-            paths = list_images(cls, problems, what=f"test/{cls.name}")
-            label = 0 if cls == normal else 1
-            kind = "good" if label == 0 else "anomaly"
-            test += make_samples(paths, problems, label=label, anomaly_type=cls.name, kind=kind, check=check)
+        why = "abnormal validation images are not used: held-out data must be normal"
+        validation = _normal_class_samples(val_dirs[0], normal_class, problems, check, why)
+    test = _test_samples(base / "test", normal_class, problems, check)
     problems.raise_if_any()
     if val_dirs:
         tr, val, source = tuple(train), tuple(validation), f"{val_dirs[0].name}/{validation[0].anomaly_type}"
     else:
         tr, val = holdout_split(train, holdout_fraction, seed, where=base / "train")
         source = f"seeded hold-out of the normal training images (fraction {holdout_fraction}, seed {seed})"
-    return CategoryData(
-        root=Path(root).absolute(),
-        category=category,
-        format="folder",
-        train=tr,
-        validation=val,
-        test=tuple(test),
-        validation_source=source,
-        ignored=tuple(problems.ignored),
+    return category_data(
+        root, category, "folder", problems, train=tr, validation=val, test=test, validation_source=source
     )
+
+
+def _normal_class_samples(
+    split_dir: Path, normal_class: str, problems: Problems, check: CheckLevel, why_others_ignored: str
+) -> list[Sample]:
+    """The normal class of a train or validation folder; its other classes are ignored (``why_others_ignored``)."""
+    normal = _normal_dir(split_dir, normal_class, problems)
+    samples: list[Sample] = []
+    if normal is not None:
+        samples = normal_samples(
+            normal, problems, what=f"{split_dir.name}/{normal.name}", check=check, anomaly_type=normal.name
+        )
+    for other in _classes(split_dir):
+        if other != normal:
+            problems.ignore(other, why_others_ignored)
+    return samples
+
+
+def _test_samples(test_dir: Path, normal_class: str, problems: Problems, check: CheckLevel) -> list[Sample]:
+    """The normal test class (label 0) and every other class folder (label 1, kind ``anomaly``)."""
+    test: list[Sample] = []
+    if not require_dir(test_dir, problems, "test split"):
+        return test
+    normal = _normal_dir(test_dir, normal_class, problems)
+    abnormal = [c for c in _classes(test_dir) if c != normal]
+    if not abnormal:
+        problems.add(f"{test_dir}: no abnormal class folder next to the normal class")
+    for cls in ([normal] if normal else []) + abnormal:
+        paths = list_images(cls, problems, what=f"test/{cls.name}")
+        label = 0 if cls == normal else 1
+        kind = "good" if label == 0 else "anomaly"
+        test += make_samples(paths, problems, label=label, anomaly_type=cls.name, kind=kind, check=check)
+    return test

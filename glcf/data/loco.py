@@ -20,7 +20,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from glcf.data._tree import Problems, list_images, make_samples, require_dir
+from glcf.data._tree import (
+    Problems,
+    category_data,
+    list_images,
+    make_samples,
+    normal_samples,
+    only_good,
+    open_category,
+    require_dir,
+)
 from glcf.data.images import CheckLevel, check_image, load_defect_masks
 from glcf.data.types import LOCO_TYPES, CategoryData, DatasetLayoutError, DefectSpec, Sample
 
@@ -129,62 +138,63 @@ def read_loco(root: Path, category: str, *, check: CheckLevel = "verify") -> Cat
             ground truth, ground truth without an image, size mismatches, unknown pixel values,
             unreadable images, empty splits).
     """
-    base = Path(root) / category
-    problems = Problems(base)
-    if not require_dir(base, problems, "category"):
-        problems.raise_if_any()
+    base, problems = open_category(root, category)
     defects: dict[int, DefectSpec] = {}
     try:
         defects = read_defects_config(base / "defects_config.json")
     except DatasetLayoutError as exc:
         problems.items.extend(exc.problems)
-
     splits: dict[str, list[Sample]] = {"train": [], "validation": []}
     for split in splits:
         if require_dir(base / split / "good", problems, f"{split}/good"):
-            for extra in sorted(p for p in (base / split).iterdir() if p.is_dir() and p.name != "good"):
-                problems.add(f"{extra}: the LOCO {split} split holds only good images")
-            paths = list_images(base / split / "good", problems, what=f"{split}/good")
-            splits[split] = make_samples(paths, problems, label=0, anomaly_type="good", kind="good", check=check)
-
-    test: list[Sample] = []
-    if require_dir(base / "test", problems, "test split"):
-        found = {p.name for p in (base / "test").iterdir() if p.is_dir() and not p.name.startswith(".")}
-        for unknown in sorted(found - set(LOCO_TYPES)):
-            problems.add(f"{base / 'test' / unknown}: unknown LOCO test folder (expected {', '.join(LOCO_TYPES)})")
-        if require_dir(base / "test" / "good", problems, "normal test images"):
-            paths = list_images(base / "test" / "good", problems, what="test/good")
-            test += make_samples(paths, problems, label=0, anomaly_type="good", kind="good", check=check)
-        present = [t for t in ANOMALY_TYPES if t in found]
-        if not present:
-            problems.add(f"{base / 'test'}: neither logical_anomalies nor structural_anomalies is present")
-        for t in ANOMALY_TYPES:
-            if t not in present:
-                if present:
-                    logger.warning("%s: no test/%s folder; its metrics will be missing", base, t)
-                continue
-            paths = list_images(base / "test" / t, problems, what=f"test/{t}")
-            masks = [_ground_truth(p, base / "ground_truth" / t / p.stem, problems) for p in paths]
-            samples = make_samples(
-                paths, problems, label=1, anomaly_type=t, kind=LOCO_TYPES[t], check=check, masks=masks
-            )
-            stems = {p.stem for p in paths}
-            gt_type = base / "ground_truth" / t
-            if gt_type.is_dir():
-                for g in sorted(p for p in gt_type.iterdir() if p.is_dir() and p.name not in stems):
-                    problems.add(f"{g}: ground truth without a test image (expected test/{t}/{g.name}.png)")
-            for s in samples:
-                _check_defect_pngs(s, defects, check, problems)
-            test += samples
+            only_good(base / split, problems, f"the LOCO {split} split holds only good images")
+            splits[split] = normal_samples(base / split / "good", problems, what=f"{split}/good", check=check)
+    test = _test_samples(base, defects, problems, check) if require_dir(base / "test", problems, "test split") else []
     problems.raise_if_any()
-    return CategoryData(
-        root=Path(root).absolute(),
-        category=category,
-        format="loco",
-        train=tuple(splits["train"]),
-        validation=tuple(splits["validation"]),
-        test=tuple(test),
+    return category_data(
+        root,
+        category,
+        "loco",
+        problems,
+        train=splits["train"],
+        validation=splits["validation"],
+        test=test,
         defects=defects,
         validation_source="validation/good",
-        ignored=tuple(problems.ignored),
     )
+
+
+def _test_samples(base: Path, defects: dict[int, DefectSpec], problems: Problems, check: CheckLevel) -> list[Sample]:
+    """``test/good`` and the anomaly types present (at least one of the two) with their ground truth."""
+    found = {p.name for p in (base / "test").iterdir() if p.is_dir() and not p.name.startswith(".")}
+    for unknown in sorted(found - set(LOCO_TYPES)):
+        problems.add(f"{base / 'test' / unknown}: unknown LOCO test folder (expected {', '.join(LOCO_TYPES)})")
+    test: list[Sample] = []
+    if require_dir(base / "test" / "good", problems, "normal test images"):
+        test += normal_samples(base / "test" / "good", problems, what="test/good", check=check)
+    present = [t for t in ANOMALY_TYPES if t in found]
+    if not present:
+        problems.add(f"{base / 'test'}: neither logical_anomalies nor structural_anomalies is present")
+    for t in ANOMALY_TYPES:
+        if t in present:
+            test += _anomaly_samples(base, t, defects, problems, check)
+        elif present:
+            logger.warning("%s: no test/%s folder; its metrics will be missing", base, t)
+    return test
+
+
+def _anomaly_samples(
+    base: Path, t: str, defects: dict[int, DefectSpec], problems: Problems, check: CheckLevel
+) -> list[Sample]:
+    """The images of ``test/<t>`` with their ground-truth PNGs (checked); ground truth without an image is a problem."""
+    paths = list_images(base / "test" / t, problems, what=f"test/{t}")
+    masks = [_ground_truth(p, base / "ground_truth" / t / p.stem, problems) for p in paths]
+    samples = make_samples(paths, problems, label=1, anomaly_type=t, kind=LOCO_TYPES[t], check=check, masks=masks)
+    stems = {p.stem for p in paths}
+    gt_type = base / "ground_truth" / t
+    if gt_type.is_dir():
+        for g in sorted(p for p in gt_type.iterdir() if p.is_dir() and p.name not in stems):
+            problems.add(f"{g}: ground truth without a test image (expected test/{t}/{g.name}.png)")
+    for s in samples:
+        _check_defect_pngs(s, defects, check, problems)
+    return samples
