@@ -43,6 +43,9 @@ GENERATOR_VERSION = "1.0"  # bump when the same config would give different imag
 MARKER = "generation.json"
 PNG_COMPRESS_LEVEL = 3  # zlib level: 3x faster than 6 for noisy images, about 10% larger
 
+#: one image to render: category, image size, seed, split field, index, count of the split, partial folder
+_Job = tuple[str, tuple[int, int], int, str, int, int, str]
+
 
 @dataclass(frozen=True)
 class CategoryReport:
@@ -111,7 +114,7 @@ def _check_target(folder: Path, force: bool) -> None:
     raise FileExistsError(msg)
 
 
-def _job(args: tuple[str, tuple[int, int], int, str, int, int, str]) -> dict[str, Any]:
+def _job(args: _Job) -> dict[str, Any]:
     """Render and write one image (and its masks); returns its record. Runs in worker processes too."""
     name, image_size, seed, split_field, index, count, tmp = args
     category = CATEGORIES[name]
@@ -183,24 +186,45 @@ def generate(
         _check_target(out / name, force)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    temps = {name: _partial_folder(out, name, cfg) for name in cfg.categories}
+    records = _render_all(_jobs(cfg, temps), workers, progress, temps)
+    reports = []
+    n = cfg.counts.total
+    for i, name in enumerate(cfg.categories):  # records come in job order: category by category
+        reports.append(_finish_category(out, name, cfg, temps[name], records[i * n : (i + 1) * n]))
+    return GenerationReport(out, cfg, tuple(reports), time.perf_counter() - start)
+
+
+def _partial_folder(out: Path, name: str, cfg: GeneratorConfig) -> Path:
+    """The hidden sibling a category is written to, emptied, with the folders of its non-empty splits."""
     counts = cfg.counts.as_dict()
-    jobs: list[tuple[str, tuple[int, int], int, str, int, int, str]] = []
-    temps = {}
-    for name in cfg.categories:
-        tmp = out / f".{name}.partial"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        for split in SPLITS:
-            if counts[split.field]:  # an anomaly type with no images gets no folder, as LOCO readers expect
-                (tmp / split.folder).mkdir(parents=True)
-                if split.group:
-                    (tmp / "ground_truth" / split.defect_type).mkdir(parents=True)
-        temps[name] = tmp
-        jobs += [
-            (name, cfg.image_size, cfg.seed, s.field, i, counts[s.field], str(tmp))
-            for s in SPLITS
-            for i in range(counts[s.field])
-        ]
+    tmp = out / f".{name}.partial"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    for split in SPLITS:
+        if counts[split.field]:  # an anomaly type with no images gets no folder, as LOCO readers expect
+            (tmp / split.folder).mkdir(parents=True)
+            if split.group:
+                (tmp / "ground_truth" / split.defect_type).mkdir(parents=True)
+    return tmp
+
+
+def _jobs(cfg: GeneratorConfig, temps: dict[str, Path]) -> list[_Job]:
+    """One job per image: category by category, split by split, index by index."""
+    counts = cfg.counts.as_dict()
+    return [
+        (name, cfg.image_size, cfg.seed, s.field, i, counts[s.field], str(tmp))
+        for name, tmp in temps.items()
+        for s in SPLITS
+        for i in range(counts[s.field])
+    ]
+
+
+def _render_all(jobs: list[_Job], workers: int, progress: bool, temps: dict[str, Path]) -> list[dict[str, Any]]:
+    """Run every job (in ``workers`` processes when more than one); records in job order.
+
+    On any failure or interrupt the partial folders are removed before the error propagates.
+    """
     bar = tqdm(total=len(jobs), desc="generate", unit="img", disable=not progress)
     records: list[dict[str, Any]] = []
     try:
@@ -219,24 +243,25 @@ def generate(
         raise
     finally:
         bar.close()
-    reports = []
-    offset = 0
-    for name in cfg.categories:
-        n = cfg.counts.total
-        mine, offset = records[offset : offset + n], offset + n
-        tmp, final = temps[name], out / name
-        _write_json(CATEGORIES[name].defects_config(cfg.image_size), tmp / "defects_config.json")
-        _write_json(CATEGORIES[name].defect_types(), tmp / "defect_types.json")
-        _write_json(_category_record(name, cfg, mine), tmp / MARKER)
-        if final.is_dir():
-            shutil.rmtree(final)
-        elif final.exists():
-            final.unlink()
-        tmp.rename(final)
-        defects: dict[str, int] = {}
-        for r in mine:
-            if "defect" in r:
-                defects[r["defect"]] = defects.get(r["defect"], 0) + 1
-        reports.append(CategoryReport(name, final, dict(counts), defects))
-        logger.info("wrote %s (%d images)", final, n)
-    return GenerationReport(out, cfg, tuple(reports), time.perf_counter() - start)
+    return records
+
+
+def _finish_category(
+    out: Path, name: str, cfg: GeneratorConfig, tmp: Path, records: list[dict[str, Any]]
+) -> CategoryReport:
+    """Write the category's JSON files into its partial folder and swap it in place of ``out/name``."""
+    final = out / name
+    _write_json(CATEGORIES[name].defects_config(cfg.image_size), tmp / "defects_config.json")
+    _write_json(CATEGORIES[name].defect_types(), tmp / "defect_types.json")
+    _write_json(_category_record(name, cfg, records), tmp / MARKER)
+    if final.is_dir():
+        shutil.rmtree(final)
+    elif final.exists():
+        final.unlink()
+    tmp.rename(final)
+    defects: dict[str, int] = {}
+    for r in records:
+        if "defect" in r:
+            defects[r["defect"]] = defects.get(r["defect"], 0) + 1
+    logger.info("wrote %s (%d images)", final, len(records))
+    return CategoryReport(name, final, cfg.counts.as_dict(), defects)
