@@ -15,7 +15,7 @@ single-process training code runs unchanged on every rank:
   nothing random differs: with ``decoder.drop_path_rate > 0`` each rank draws its own masks;
 * rank 0 writes the checkpoints, shows progress and reports the epochs; every rank resumes from the checkpoint
   rank 0 names, so a killed multi-process run resumes like a single-process one;
-* an error on one rank (e.g. :class:`glcf.training.engine.NonFiniteLossError`) ends that process;
+* an error on one rank (e.g. :class:`glcf.training.epoch.NonFiniteLossError`) ends that process;
   ``torchrun`` then stops the others, which would otherwise wait in the next collective until ``timeout_s``.
 
 This module is part of the ``glcf`` library: no pipeline, tracking or orchestration imports.

@@ -4,7 +4,8 @@ One :func:`fit` call trains a GLCF model on normal images with the recipe of the
 code (AdamW betas 0.9/0.95, weight decay 0.01, a step LR after ``train.lr_step_fraction``, seeded
 shuffling, last incomplete batch dropped), minus their bugs: gradients are zeroed every step, the encoder
 stays frozen in eval mode (its taps are computed once, :mod:`glcf.training.feature_cache`), everything is seeded,
-the last epoch's weights are kept (no selection on test data), and a non-finite loss stops the run.
+the last epoch's weights are kept (no selection on test data), and a non-finite loss stops the run
+(one epoch's steps: :mod:`glcf.training.epoch`).
 
 Per-epoch numbers go to an injected ``on_epoch_end(record)`` callback (the pipeline logs them to MLflow;
 this library never imports a tracker). A checkpoint is written after every epoch; ``resume_from``
@@ -19,7 +20,6 @@ ranks, checkpoints and progress on rank 0). The optimizer and checkpoints work o
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,15 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from glcf.config import TrainConfig, config_to_dict
 from glcf.model.checkpoint import read_checkpoint, restore_weights, save_checkpoint
-from glcf.model.features import GLCFFeatures
 from glcf.runtime import (
-    autocast,
     get_rng_state,
     make_loader,
     resolve_amp,
@@ -43,6 +41,7 @@ from glcf.runtime import (
     set_rng_state,
 )
 from glcf.training.distributed import default_strategy
+from glcf.training.epoch import LossFn, NonFiniteLossError, train_one_epoch
 from glcf.training.feature_cache import batch_inputs, training_data
 from glcf.training.strategy import TrainStrategy, epoch_seed
 
@@ -62,26 +61,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.pt"
-LossFn = Callable[[GLCFFeatures], tuple[Tensor, dict[str, Tensor]]]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; names the epoch and step (the last checkpoint stays valid).
-
-    Attributes:
-        epoch: 0-based epoch index (the checkpoint on disk holds ``epoch`` completed epochs).
-        step: 0-based step within the epoch.
-        value: the loss value.
-        parts: the loss terms at that step.
-    """
-
-    def __init__(self, epoch: int, step: int, value: float, parts: dict[str, float] | None = None) -> None:
-        self.epoch, self.step, self.value, self.parts = epoch, step, value, dict(parts or {})
-        detail = ", ".join(f"{k}={v:.4g}" for k, v in self.parts.items())
-        super().__init__(
-            f"non-finite training loss {value} at epoch index {epoch}, step index {step} (0-based)"
-            + (f" ({detail})" if detail else "")
-        )
 
 
 @dataclass
@@ -119,60 +98,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch
     milestone = round(cfg.lr_step_fraction * cfg.epochs)
     factor = cfg.lr_final / cfg.lr
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0 if epoch < milestone else factor)
-
-
-def _float_features(features: GLCFFeatures) -> GLCFFeatures:
-    return GLCFFeatures(*[[t.float() for t in taps] for taps in features.scales])
-
-
-def train_one_epoch(
-    model: nn.Module,
-    loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: LossFn,
-    *,
-    epoch: int,
-    device: torch.device,
-    amp_dtype: torch.dtype | None = None,
-    grad_clip_norm: float = 0.0,
-    progress: bool = True,
-) -> dict[str, float]:
-    """One pass over ``loader``; returns the mean total loss and parts (``loss``, ``loss/<part>``) and ``images``.
-
-    Raises:
-        NonFiniteLossError: on a NaN/inf loss, before the weights are touched.
-    """
-    model.train()
-    sums: dict[str, float] = {}
-    images_seen = 0
-    # one iterator per epoch: tqdm.auto's class calls iter() on an iterable itself, which would draw the
-    # shuffle generator (and start loader workers) once more and change the epoch's order
-    batches = iter(loader)
-    total = len(loader) if hasattr(loader, "__len__") else None
-    bar = tqdm(batches, total=total, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
-    for step, batch in enumerate(bar):
-        inputs = batch_inputs(batch, device)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, amp_dtype):
-            features = model(inputs)
-        total, parts = loss_fn(_float_features(features))  # loss in fp32 even under bf16 autocast
-        value = float(total.detach())
-        part_values = {k: float(v.detach()) for k, v in parts.items()}
-        if not math.isfinite(value):
-            raise NonFiniteLossError(epoch, step, value, part_values)
-        total.backward()
-        if grad_clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip_norm)
-        optimizer.step()
-        n = features.encoder[0].shape[0]
-        images_seen += n
-        for k, v in {"loss": value, **{f"loss/{k}": v for k, v in part_values.items()}}.items():
-            sums[k] = sums.get(k, 0.0) + v * n
-        bar.set_postfix(loss=f"{value:.4g}")
-    if images_seen == 0:
-        msg = f"epoch {epoch}: the data loader yielded no batch"
-        raise RuntimeError(msg)
-    return {**{k: v / images_seen for k, v in sums.items()}, "images": float(images_seen)}
 
 
 def _default_loss(model: nn.Module) -> LossFn:
@@ -225,50 +150,11 @@ def fit(
         raise ValueError(msg)
     strategy = strategy if strategy is not None else default_strategy()
     run = _setup(model, cfg, strategy, loss_fn, checkpoint_dir, progress and strategy.is_main)
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    resume_from = strategy.agree(resume_from)
-    if resume_from is not None:
-        start_epoch, history = _resume(resume_from, model, run.optimizer, run.scheduler, cfg)
-    run.step_model = strategy.wrap(model)  # after the resume: DDP broadcasts the weights it is built with
+    start_epoch, history = _start(run, strategy.agree(resume_from), len(dataset))  # type: ignore[arg-type]
     drop_last = len(dataset) >= cfg.batch_size  # type: ignore[arg-type]
-    logger.info(
-        "fit: %d images, epochs %d..%d, device %s, amp %s",
-        len(dataset),  # type: ignore[arg-type]
-        start_epoch,
-        cfg.epochs,
-        run.device,
-        run.amp_dtype,
-    )
-    t_start, images_total = time.perf_counter(), 0.0
-    dataset = training_data(model, dataset, cfg, run.device)
-    if cfg.num_workers > 0 and callable(preload := getattr(dataset, "preload", None)):
-        # loader workers are new processes every epoch: a cache filled inside them dies with them;
-        # filled here, every worker inherits it (ImageDataset.preload is a no-op without cache)
-        preload()
-    with tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="epoch", disable=not run.progress) as bar:
-        for epoch in range(start_epoch, cfg.epochs):
-            loader = strategy.loader(dataset, cfg, epoch=epoch, drop_last=drop_last, device=run.device)
-            record, images = _run_epoch(run, loader, epoch)
-            images_total += images
-            history.append(record)
-            if run.ckpt_path is not None:
-                save_checkpoint(
-                    run.ckpt_path,
-                    model,
-                    epoch=epoch + 1,
-                    optimizer=run.optimizer,
-                    scheduler=run.scheduler,
-                    history=history,
-                    rng_state=get_rng_state(),
-                    config=run.config,
-                )
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{record['lr']:.1e}")
-            if on_epoch_end is not None and strategy.is_main:
-                on_epoch_end(dict(record))
-            if strategy.is_main:
-                logger.info("epoch %d/%d loss %.5g (%.1f s)", epoch + 1, cfg.epochs, record["loss"], record["seconds"])
+    t_start = time.perf_counter()
+    dataset = _training_dataset(model, dataset, cfg, run.device)
+    images_total = _train_epochs(run, dataset, start_epoch, history, drop_last, on_epoch_end)
     _fill_memory(model, dataset, cfg.batch_size, run.device, cfg.seed)
     seconds = time.perf_counter() - t_start
     return FitResult(
@@ -322,6 +208,71 @@ def _setup(
         model, cfg, config, strategy, device, amp_dtype, loss_fn, optimizer, scheduler,
         ckpt_path, progress,
     )  # fmt: skip
+
+
+def _start(run: _Run, resume_from: str | Path | None, n_images: int) -> tuple[int, list[dict[str, Any]]]:
+    """The first epoch to train and the history so far (from ``resume_from``); wraps the model for the steps."""
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume_from is not None:
+        start_epoch, history = _resume(resume_from, run.model, run.optimizer, run.scheduler, run.cfg)
+    run.step_model = run.strategy.wrap(run.model)  # after the resume: DDP broadcasts the weights it is built with
+    logger.info(
+        "fit: %d images, epochs %d..%d, device %s, amp %s",
+        n_images,
+        start_epoch,
+        run.cfg.epochs,
+        run.device,
+        run.amp_dtype,
+    )
+    return start_epoch, history
+
+
+def _training_dataset(model: nn.Module, dataset: Dataset, cfg: TrainConfig, device: torch.device) -> Dataset:
+    """What the epochs read (:func:`training_data`), preloaded when loader workers will read it."""
+    dataset = training_data(model, dataset, cfg, device)
+    if cfg.num_workers > 0 and callable(preload := getattr(dataset, "preload", None)):
+        # loader workers are new processes every epoch: a cache filled inside them dies with them;
+        # filled here, every worker inherits it (ImageDataset.preload is a no-op without cache)
+        preload()
+    return dataset
+
+
+def _train_epochs(
+    run: _Run,
+    dataset: Dataset,
+    start_epoch: int,
+    history: list[dict[str, Any]],
+    drop_last: bool,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None,
+) -> float:
+    """Epochs ``start_epoch`` to ``cfg.epochs``, each recorded in ``history`` and checkpointed; the images seen."""
+    cfg, strategy = run.cfg, run.strategy
+    images_total = 0.0
+    with tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="epoch", disable=not run.progress) as bar:
+        for epoch in range(start_epoch, cfg.epochs):
+            loader = strategy.loader(dataset, cfg, epoch=epoch, drop_last=drop_last, device=run.device)
+            record, images = _run_epoch(run, loader, epoch)
+            images_total += images
+            history.append(record)
+            if run.ckpt_path is not None:
+                save_checkpoint(
+                    run.ckpt_path,
+                    run.model,
+                    epoch=epoch + 1,
+                    optimizer=run.optimizer,
+                    scheduler=run.scheduler,
+                    history=history,
+                    rng_state=get_rng_state(),
+                    config=run.config,
+                )
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{record['lr']:.1e}")
+            if on_epoch_end is not None and strategy.is_main:
+                on_epoch_end(dict(record))
+            if strategy.is_main:
+                logger.info("epoch %d/%d loss %.5g (%.1f s)", epoch + 1, cfg.epochs, record["loss"], record["seconds"])
+    return images_total
 
 
 def _run_epoch(run: _Run, loader: DataLoader, epoch: int) -> tuple[dict[str, Any], float]:
