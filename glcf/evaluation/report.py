@@ -105,12 +105,13 @@ def _per_defect(
     return kinds, per_defect
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    return path
 
 
 def evaluate_predictions(
@@ -149,49 +150,73 @@ def evaluate_predictions(
     Raises:
         ValueError: scores or maps whose count differs from the test split, or non-finite scores.
     """
-    out = Path(out_dir)
     scores = _checked_scores(data, image_scores, anomaly_maps)
-    types = [s.anomaly_type for s in data.test]
-    labels = [s.label for s in data.test]
     thr = threshold.value if isinstance(threshold, Threshold) else threshold
-    metrics: dict[str, Any] = {
-        "category": data.category,
-        "format": data.format,
-        "n_images": {t: types.count(t) for t in sorted(set(types))},
-        "image_score": score_name,
-    }
+    metrics = _header(data, score_name)
     loco_masks = loco_defect_masks(data) if data.format == "loco" else None  # read once: defect names and sPRO
     defects = image_defects(data, loco_masks)
     summary = _image_metrics(metrics, data, defects, scores, extra_scores)
-    full: list[np.ndarray] = []
+    full = _full_size_maps(data, anomaly_maps) if anomaly_maps is not None else []
     loc = None
     if anomaly_maps is not None:
-        full = [
-            resize_map(np.asarray(anomaly_maps[i]), s.size)
-            for i, s in enumerate(tqdm(data.test, desc="resize maps", unit="map", leave=False, disable=None))
-        ]
         loc = _map_metrics(metrics, summary, data, full, loco_masks, spro_limits, pro_limit)
     if thr is not None:
-        metrics["threshold"] = threshold.to_dict() if isinstance(threshold, Threshold) else {"value": thr}
-        metrics["classification"] = classification_metrics_by_type(types, labels, scores, thr)
-        summary |= {
-            f"{m}_{t}": v[m] for t, v in metrics["classification"].items() for m in ("precision", "recall", "f1")
-        }
-        summary |= _false_alarms(scores, labels, threshold)
+        _threshold_metrics(metrics, summary, data, scores, threshold)
     metrics["summary"] = summary
     metrics = json_ready(metrics)
-
-    out.mkdir(parents=True, exist_ok=True)
-    metrics_path = out / "metrics.json"
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
-    map_max = [float(m.max()) for m in full] if full else None
-    csv_path = out / "per_image.csv"
-    _write_csv(csv_path, _per_image_rows(data, defects, scores, map_max, extra_scores, thr))
+    out = Path(out_dir)
+    metrics_path = _write_metrics(out, metrics)
+    csv_path = _write_csv(out / "per_image.csv", _per_image_rows(data, defects, scores, full, extra_scores, thr))
     written: dict[str, Path] = {}
     if plots:
         written = _write_plots(out / "plots", data, scores, full, loc, thr, score_name, pro_limit, gallery_size)
     logger.info("evaluation of %s written to %s: %s", data.category, out, summary)
     return EvaluationResult(metrics, metrics_path, csv_path, written)
+
+
+def _header(data: CategoryData, score_name: str) -> dict[str, Any]:
+    """The first entries of ``metrics.json``: category, layout, test images per type, what the image score is."""
+    types = [s.anomaly_type for s in data.test]
+    return {
+        "category": data.category,
+        "format": data.format,
+        "n_images": {t: types.count(t) for t in sorted(set(types))},
+        "image_score": score_name,
+    }
+
+
+def _full_size_maps(data: CategoryData, anomaly_maps: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
+    """Every map resized (bilinear) to its test image's original size."""
+    return [
+        resize_map(np.asarray(anomaly_maps[i]), s.size)
+        for i, s in enumerate(tqdm(data.test, desc="resize maps", unit="map", leave=False, disable=None))
+    ]
+
+
+def _threshold_metrics(
+    metrics: dict[str, Any],
+    summary: dict[str, float],
+    data: CategoryData,
+    scores: np.ndarray,
+    threshold: Threshold | float,
+) -> None:
+    """The threshold, precision / recall / F1 / accuracy per type and the false-alarm rate, into ``metrics``
+    and ``summary``."""
+    types = [s.anomaly_type for s in data.test]
+    labels = [s.label for s in data.test]
+    thr = threshold.value if isinstance(threshold, Threshold) else threshold
+    metrics["threshold"] = threshold.to_dict() if isinstance(threshold, Threshold) else {"value": thr}
+    metrics["classification"] = classification_metrics_by_type(types, labels, scores, thr)
+    summary |= {f"{m}_{t}": v[m] for t, v in metrics["classification"].items() for m in ("precision", "recall", "f1")}
+    summary |= _false_alarms(scores, labels, threshold)
+
+
+def _write_metrics(out: Path, metrics: dict[str, Any]) -> Path:
+    """``out/metrics.json`` (``out`` is created)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return path
 
 
 def _checked_scores(
@@ -268,11 +293,12 @@ def _per_image_rows(
     data: CategoryData,
     defects: list[str],
     scores: np.ndarray,
-    map_max: list[float] | None,
+    full: list[np.ndarray],
     extra_scores: dict[str, Sequence[float]] | None,
     thr: float | None,
 ) -> list[dict[str, Any]]:
     """One CSV row per test image: path, label, type, defect, score, map max, extra scores, decision."""
+    map_max = [float(m.max()) for m in full] if full else None
     rows = []
     for i, s in enumerate(data.test):
         row: dict[str, Any] = {"path": str(s.path), "label": s.label, "type": s.anomaly_type, "defect": defects[i]}

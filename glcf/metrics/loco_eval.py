@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from glcf.data.images import load_defect_masks
 from glcf.data.loco import read_loco
+from glcf.data.types import CategoryData
 from glcf.metrics.auroc import image_auroc_by_type
 from glcf.metrics.maps import MAP_SUFFIXES, find_map_file, read_anomaly_map, resize_map
 from glcf.metrics.report import json_ready, limit_key
@@ -60,10 +61,17 @@ def evaluate_loco_maps(
     """
     data = read_loco(Path(dataset_dir), category, check="header")
     base = Path(maps_dir) / category / "test"
+    maps, defects, resized = _read_maps(data, base, resize)
+    _warn_unused_maps(data, base)
+    return _report(data, maps, defects, limits, resized)
+
+
+def _read_maps(data: CategoryData, base: Path, resize: bool) -> tuple[list[np.ndarray], list[Any], int]:
+    """The map of every test image at its image size, its ground-truth defects, and how many maps were resized."""
     maps: list[np.ndarray] = []
     defects = []
     resized = 0
-    for s in tqdm(data.test, desc=f"loco-eval {category}", unit="map", leave=False):
+    for s in tqdm(data.test, desc=f"loco-eval {data.category}", unit="map", leave=False):
         path = find_map_file(base / s.anomaly_type, s.stem)
         m = read_anomaly_map(path)
         if m.shape != (s.height, s.width):
@@ -80,6 +88,11 @@ def evaluate_loco_maps(
             resized,
             len(maps),
         )
+    return maps, defects, resized
+
+
+def _warn_unused_maps(data: CategoryData, base: Path) -> None:
+    """A warning for map files under ``base`` that belong to no test image."""
     expected = {(s.anomaly_type, s.stem) for s in data.test}
     extra = sorted(
         p for p in base.glob("*/*") if p.suffix.lower() in MAP_SUFFIXES and (p.parent.name, p.stem) not in expected
@@ -87,6 +100,11 @@ def evaluate_loco_maps(
     if extra:
         logger.warning("%d map file(s) without a test image were not used, e.g. %s", len(extra), extra[0])
 
+
+def _report(
+    data: CategoryData, maps: list[np.ndarray], defects: list[Any], limits: Sequence[float], resized: int
+) -> dict[str, Any]:
+    """Image AUROC of the map maximum, sPRO and pixel AUROC, as the JSON-ready report."""
     types = [s.anomaly_type for s in data.test]
     labels = [s.label for s in data.test]
     auroc = image_auroc_by_type(types, labels, [float(m.max()) for m in maps])
@@ -98,7 +116,7 @@ def evaluate_loco_maps(
     summary["pixel_auroc"] = loc.pixel_auroc
     return json_ready(
         {
-            "category": category,
+            "category": data.category,
             "n_images": n_images,
             "n_defects": loc.n_units,
             "resized_maps": resized,
