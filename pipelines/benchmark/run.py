@@ -237,11 +237,8 @@ def run_benchmark(
         pipelines.peers.PeerError: an unknown peer, or peers without the ``peers`` extra (before any work).
         pipelines.params.ParamsError: an unknown category or invalid parameters.
     """
-    from mlflow import MlflowClient
-    from tqdm.auto import tqdm
-
     from pipelines import tracking
-    from pipelines.peers import PeerJob, check_peers_installed, parse_peers, run_peer_job
+    from pipelines.peers import PeerJob, check_peers_installed, parse_peers
 
     chosen_peers = parse_peers(list(peers))
     check_peers_installed(chosen_peers)
@@ -255,17 +252,37 @@ def run_benchmark(
         ensure_prepared(params, category, progress=progress)
     parent = _parent_run(params, chosen, list(variants), epochs, chosen_peers)
     parent_id = parent.info.run_id
-    client = MlflowClient()
     counts = (len(variants), len(chosen_peers), len(chosen))
     logger.info("benchmark %s: %d variants + %d peers x %d categories", parent_id, *counts)
     jobs: list[Any] = [BenchmarkJob(v, c, str(params_file), o, parent_id, threads) for v, c, o in planned]
     jobs += [PeerJob(p, c, str(params_file), parent_id, threads) for p in chosen_peers for c in chosen]
+    return _run_jobs(params, parent, jobs, run_job, run_peer, progress=progress, single=len(chosen) == 1)
+
+
+def _run_jobs(
+    params: PipelineParams,
+    parent: Any,
+    jobs: list[Any],
+    run_job: Callable[[BenchmarkJob], JobResult] | None,
+    run_peer: Callable[[Any], JobResult] | None,
+    *,
+    progress: bool,
+    single: bool,
+) -> BenchmarkResult:
+    """Run the jobs in order and write the table; the parent run ends FINISHED, or FAILED on any error."""
+    from mlflow import MlflowClient
+    from tqdm.auto import tqdm
+
+    from pipelines.peers import PeerJob, run_peer_job
+
+    parent_id = parent.info.run_id
+    client = MlflowClient()
     results: list[JobResult] = []
     try:
         for job in tqdm(jobs, desc="benchmark", unit="run", disable=not progress):
             is_peer = isinstance(job, PeerJob)
             results.append((run_peer or run_peer_job)(job) if is_peer else (run_job or run_benchmark_job)(job))
-        table = _write_table(params, parent_id, results, len(chosen) == 1)
+        table = _write_table(params, parent_id, results, single)
     except BaseException:
         client.set_terminated(parent_id, "FAILED")
         raise

@@ -42,21 +42,7 @@ def benchmark(
     chosen = comma_list(variants)
     try:
         if prefect:
-            from pipelines.prefect_env import apply_prefect_defaults
-
-            apply_prefect_defaults()
-            from pipelines.flows.benchmark import benchmark_flow
-
-            out = benchmark_flow(
-                categories=comma_list(categories),
-                variants=chosen,
-                params_file=str(params),
-                epochs=epochs,
-                peers=comma_list(peers),
-                threads=threads,
-            )
-            typer.echo(Path(out["markdown"]).read_text(encoding="utf-8"))
-            typer.echo(f"parent run: {out['parent_run_id']}")
+            _benchmark_flow(comma_list(categories), chosen, params, epochs, comma_list(peers), threads)
             return
         from pipelines.benchmark.plan import DEFAULT_VARIANTS
         from pipelines.benchmark.run import run_benchmark
@@ -74,3 +60,24 @@ def benchmark(
         raise typer.Exit(2) from None
     typer.echo(result.markdown)
     typer.echo(f"parent run: {result.parent_run_id}  table: {result.csv_path}")
+
+
+def _benchmark_flow(
+    categories: list[str] | None,
+    variants: list[str] | None,
+    params: Path,
+    epochs: int | None,
+    peers: list[str] | None,
+    threads: int | None,
+) -> None:
+    """``glcf benchmark --prefect``: the Prefect flow glcf-benchmark; prints its table and parent run."""
+    from pipelines.prefect_env import apply_prefect_defaults
+
+    apply_prefect_defaults()
+    from pipelines.flows.benchmark import benchmark_flow
+
+    out = benchmark_flow(
+        categories=categories, variants=variants, params_file=str(params), epochs=epochs, peers=peers, threads=threads
+    )
+    typer.echo(Path(out["markdown"]).read_text(encoding="utf-8"))
+    typer.echo(f"parent run: {out['parent_run_id']}")

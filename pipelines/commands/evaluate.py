@@ -10,14 +10,24 @@ from typing import Annotated, Any
 import typer
 
 
-def _load(checkpoint: Path) -> tuple[Any, Any, float | None]:
-    """(model, stats or None, threshold or None) from a training checkpoint or a full export."""
+def _load(checkpoint: Path, calibration: Path | None) -> tuple[Any, Any, Any]:
+    """(model, stats or None, threshold or None) from a training checkpoint or a full export; statistics and
+    threshold from ``calibration`` instead when it is given."""
+    from glcf.metrics import Threshold
     from glcf.model.checkpoint import FullModel, load_model_file
+    from glcf.model.stats import NormStats
 
     loaded = load_model_file(checkpoint)
-    if isinstance(loaded, FullModel):
-        return loaded.model, loaded.stats, loaded.threshold
-    return loaded.model, None, None
+    stats, threshold = (loaded.stats, loaded.threshold) if isinstance(loaded, FullModel) else (None, None)
+    if calibration is not None:
+        record = json.loads(calibration.read_text())
+        try:
+            stats = NormStats.from_dict(record["norm_stats"])
+            threshold = Threshold(**record["threshold"])
+        except (KeyError, TypeError) as exc:
+            msg = f"{calibration}: not a calibration record (needs norm_stats and threshold.value): {exc!r}"
+            raise ValueError(msg) from exc
+    return loaded.model, stats, threshold
 
 
 def evaluate(
@@ -52,22 +62,12 @@ def evaluate(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from glcf.data import DatasetLayoutError, read_category
     from glcf.evaluation import evaluate_model
-    from glcf.metrics import Threshold
     from glcf.model.checkpoint import CheckpointError
-    from glcf.model.stats import NormStats
     from pipelines.settings import apply_torch_threads
 
     apply_torch_threads()
     try:
-        model, stats, threshold = _load(checkpoint)
-        if calibration is not None:
-            record = json.loads(calibration.read_text())
-            try:
-                stats = NormStats.from_dict(record["norm_stats"])
-                threshold = Threshold(**record["threshold"])
-            except (KeyError, TypeError) as exc:
-                msg = f"{calibration}: not a calibration record (needs norm_stats and threshold.value): {exc!r}"
-                raise ValueError(msg) from exc
+        model, stats, threshold = _load(checkpoint, calibration)
         data = read_category(
             data_root, category, format, holdout_fraction=holdout_fraction, seed=seed, normal_class=normal_class
         )

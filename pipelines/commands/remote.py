@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -67,38 +67,10 @@ def configure_remote(
         RemoteConfigError: bad URL, not a DVC repository, credentials in the committed config, or
             ``local_credentials`` without both variables set.
     """
-    from dvc.config import Config
-    from dvc.exceptions import NotDvcRepoError
-    from dvc.repo import Repo
-
-    from pipelines.settings import get_settings
-
     _check_url(url, endpoint_url)
-    try:
-        dvc_dir = Repo.find_dvc_dir(str(repo_root))
-    except NotDvcRepoError:
-        msg = f"{repo_root} is not inside a DVC repository (run `dvc init` first)"
-        raise RemoteConfigError(msg) from None
-    config = Config(dvc_dir=dvc_dir)
-    committed = config.load_one("repo").get("remote", {}).get(name, {})
-    leaked = [k for k in _CREDENTIAL_KEYS if k in committed]
-    if leaked:
-        msg = (
-            f"remote {name!r} has {', '.join(leaked)} in the committed .dvc/config: remove them "
-            f"(`dvc remote modify {name} --unset <option>`), rotate the key, and use --local-credentials"
-        )
-        raise RemoteConfigError(msg)
-    secrets: dict[str, str] = {}
-    if local_credentials:
-        settings = get_settings()
-        if settings.aws_access_key_id is None or settings.aws_secret_access_key is None:
-            msg = "--local-credentials needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
-            raise RemoteConfigError(msg)
-        secrets = {
-            "access_key_id": settings.aws_access_key_id.get_secret_value(),
-            "secret_access_key": settings.aws_secret_access_key.get_secret_value(),
-        }
-
+    config = _dvc_config(repo_root)
+    _refuse_committed_credentials(config, name)
+    secrets = _environment_credentials() if local_credentials else {}
     with config.edit("repo") as conf:
         section = conf["remote"].setdefault(name, {})
         if section.get("url") != url:
@@ -118,6 +90,46 @@ def configure_remote(
         Path(config.files["local"]).chmod(0o600)  # readable by its owner only
     logger.info("DVC remote %s -> %s (endpoint %s)", name, url, endpoint_url or "AWS")
     return result
+
+
+def _dvc_config(repo_root: Path) -> Any:
+    """DVC's configuration (``dvc.config.Config``) of the repository that holds ``repo_root``."""
+    from dvc.config import Config
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        dvc_dir = Repo.find_dvc_dir(str(repo_root))
+    except NotDvcRepoError:
+        msg = f"{repo_root} is not inside a DVC repository (run `dvc init` first)"
+        raise RemoteConfigError(msg) from None
+    return Config(dvc_dir=dvc_dir)
+
+
+def _refuse_committed_credentials(config: Any, name: str) -> None:
+    """Refuse to touch a remote whose committed ``.dvc/config`` section holds credentials."""
+    committed = config.load_one("repo").get("remote", {}).get(name, {})
+    leaked = [k for k in _CREDENTIAL_KEYS if k in committed]
+    if leaked:
+        msg = (
+            f"remote {name!r} has {', '.join(leaked)} in the committed .dvc/config: remove them "
+            f"(`dvc remote modify {name} --unset <option>`), rotate the key, and use --local-credentials"
+        )
+        raise RemoteConfigError(msg)
+
+
+def _environment_credentials() -> dict[str, str]:
+    """AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment, as DVC remote options."""
+    from pipelines.settings import get_settings
+
+    settings = get_settings()
+    if settings.aws_access_key_id is None or settings.aws_secret_access_key is None:
+        msg = "--local-credentials needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
+        raise RemoteConfigError(msg)
+    return {
+        "access_key_id": settings.aws_access_key_id.get_secret_value(),
+        "secret_access_key": settings.aws_secret_access_key.get_secret_value(),
+    }
 
 
 def configure(

@@ -18,8 +18,6 @@ from typing import Annotated
 
 import typer
 
-logger = logging.getLogger(__name__)
-
 
 def serve_command(model_uri: str, host: str, port: int, workers: int = 1) -> list[str]:
     """The ``mlflow models serve`` command line (the ``mlflow`` script of this environment)."""
@@ -45,6 +43,19 @@ def server_env(workers: int = 1) -> dict[str, str]:
     return env
 
 
+def _check_choices(log: logging.Logger, backend: str, category: str, alias: str) -> None:
+    """Exit with code 2 (after one error line) on an unknown backend or a category / alias that is not a simple name."""
+    from pipelines.params import CATEGORY_RE
+
+    if backend not in ("pyfunc", "onnx"):
+        log.error("serve: --backend must be pyfunc or onnx, got %r", backend)
+        raise typer.Exit(2)
+    for what, value in (("--category", category), ("--alias", alias)):
+        if not CATEGORY_RE.match(value):
+            log.error("serve: %s must be a simple name (letters, digits, _ - .), got %r", what, value)
+            raise typer.Exit(2)
+
+
 def serve(
     category: Annotated[str, typer.Option("--category", "-c", help="the category whose model to serve")],
     alias: Annotated[str, typer.Option(help="registry alias to serve")] = "champion",
@@ -58,17 +69,10 @@ def serve(
 ) -> None:
     """Serve models:/<prefix>-<category>@<alias> on /invocations (base64 PNG/JPEG images in, scores out)."""
     from pipelines.commands.options import load_params_or_exit
-    from pipelines.params import CATEGORY_RE
 
     loaded = load_params_or_exit(params, "serve")
     log = logging.getLogger("glcf")
-    if backend not in ("pyfunc", "onnx"):
-        log.error("serve: --backend must be pyfunc or onnx, got %r", backend)
-        raise typer.Exit(2)
-    for what, value in (("--category", category), ("--alias", alias)):
-        if not CATEGORY_RE.match(value):
-            log.error("serve: %s must be a simple name (letters, digits, _ - .), got %r", what, value)
-            raise typer.Exit(2)
+    _check_choices(log, backend, category, alias)
     from pipelines.serving.process import PortUnavailableError, check_bindable, ping_url, run_server
 
     bind = host or loaded.serve.host

@@ -357,27 +357,27 @@ def fit_and_score(
         t0 = time.perf_counter()
         n_train = fit_model(model, spec, _batches(data.train, image_size, mean, std, batch_size), dev)
         fit_seconds = time.perf_counter() - t0
-        validation = torch.cat([*_batches(data.validation, image_size, mean, std, batch_size)] or [torch.zeros(0)])
-        val_scores, _ = infer(model, validation.reshape(-1, 3, image_size, image_size), batch_size, dev)
-        test = torch.cat(list(_batches(data.test, image_size, mean, std, batch_size)))
-        scores, maps, rate = timed_inference(model, test, batch_size, dev)
+        val_scores, scores, maps, rate = _score_splits(model, data, image_size, mean, std, batch_size, dev)
     logger.info(
         "%s %s: fit %.1f s on %d images, %.1f test images/s (%d threads, %s)",
         data.category, name, fit_seconds, n_train, rate, used, dev,
     )  # fmt: skip
     return PeerResult(
-        name=name,
-        backbone=backbone,
-        weights=weights,
-        image_size=image_size,
-        layers=layers,
-        options=dict(spec.options),
-        image_scores=scores.astype(np.float64),
-        anomaly_maps=maps.astype(np.float32),
-        validation_scores=val_scores.astype(np.float64),
-        fit_seconds=round(fit_seconds, 3),
-        images_per_second=round(rate, 2),
-        threads=used,
-        device=str(dev),
-        n_train=n_train,
-    )
+        name=name, backbone=backbone, weights=weights, image_size=image_size, layers=layers,
+        options=dict(spec.options), image_scores=scores.astype(np.float64), anomaly_maps=maps.astype(np.float32),
+        validation_scores=val_scores.astype(np.float64), fit_seconds=round(fit_seconds, 3),
+        images_per_second=round(rate, 2), threads=used, device=str(dev), n_train=n_train,
+    )  # fmt: skip
+
+
+def _score_splits(
+    model: Any, data: Any, image_size: int, mean: Any, std: Any, batch_size: int, device: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Scores of the held-out normal images, then test scores, maps and images per second of a timed pass."""
+    import torch
+
+    validation = torch.cat([*_batches(data.validation, image_size, mean, std, batch_size)] or [torch.zeros(0)])
+    val_scores, _ = infer(model, validation.reshape(-1, 3, image_size, image_size), batch_size, device)
+    test = torch.cat(list(_batches(data.test, image_size, mean, std, batch_size)))
+    scores, maps, rate = timed_inference(model, test, batch_size, device)
+    return val_scores, scores, maps, rate
