@@ -86,9 +86,8 @@ class Settings(BaseSettings):
     mlflow_s3_endpoint_url: str | None = None
     glcf_s3_endpoint_url: str | None = None
 
-    # Where datasets, reports and exported models live: s3://<bucket>/<prefix>/<kind>/...
+    # The team bucket: the stacks create it (pipelines.storage); MLflow's artifact store is s3://<bucket>/mlflow.
     glcf_s3_bucket: str | None = None
-    glcf_s3_prefix: str = ""
 
     # Reliability: botocore retries and timeouts.
     glcf_s3_retry_mode: Literal["standard", "adaptive"] = "standard"
@@ -116,16 +115,11 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
-    @field_validator("glcf_s3_prefix")
-    @classmethod
-    def _strip_prefix(cls, value: str) -> str:
-        return value.strip("/")
-
     @field_validator("glcf_s3_bucket")
     @classmethod
     def _check_bucket(cls, value: str | None) -> str | None:
         if value is not None and (value.startswith("s3://") or "/" in value):
-            msg = f"GLCF_S3_BUCKET must be a bucket name, not a URL or path: {value!r} (put the path in GLCF_S3_PREFIX)"
+            msg = f"GLCF_S3_BUCKET must be a bucket name, not a URL or path: {value!r}"
             raise ValueError(msg)
         return value
 

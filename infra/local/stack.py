@@ -123,7 +123,6 @@ def client_env(conf: dict, sec: dict[str, str]) -> dict[str, str]:
         env["MLFLOW_S3_ENDPOINT_URL"] = s3_url
         env["GLCF_S3_ENDPOINT_URL"] = s3_url
         env["GLCF_S3_BUCKET"] = BUCKET
-        env["GLCF_S3_PREFIX"] = ""
     return env
 
 

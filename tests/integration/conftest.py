@@ -40,7 +40,6 @@ def s3_settings(moto_endpoint: str) -> Settings:
         aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
         glcf_s3_endpoint_url=moto_endpoint,
         glcf_s3_bucket=f"glcf-test-{uuid.uuid4().hex[:12]}",
-        glcf_s3_prefix="team",
         glcf_s3_max_attempts=2,
         glcf_s3_connect_timeout=2,
         glcf_s3_read_timeout=10,

@@ -105,7 +105,8 @@ def test_authenticated_run_with_metric_and_proxied_s3_artifact(
             glcf_s3_bucket=stack_env["GLCF_S3_BUCKET"],
         )
     )
-    keys = store.list_keys(f"mlflow/{experiment_id}/{run.info.run_id}")
+    listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix=f"mlflow/{experiment_id}/{run.info.run_id}/")
+    keys = sorted(obj["Key"] for obj in listed.get("Contents", []))
     assert keys == [f"mlflow/{experiment_id}/{run.info.run_id}/artifacts/reports/report.json"]
 
     # No credential reached the run's params or tags.

@@ -22,7 +22,6 @@ _VARS = (
     "MLFLOW_S3_ENDPOINT_URL",
     "GLCF_S3_ENDPOINT_URL",
     "GLCF_S3_BUCKET",
-    "GLCF_S3_PREFIX",
     "GLCF_S3_RETRY_MODE",
     "GLCF_S3_MAX_ATTEMPTS",
     "GLCF_S3_CONNECT_TIMEOUT",
@@ -53,7 +52,6 @@ def test_reads_environment(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("MLFLOW_TRACKING_PASSWORD", "pw-abcdefghijkl")
     clean_env.setenv("AWS_SECRET_ACCESS_KEY", "s3-secret-value")
     clean_env.setenv("GLCF_S3_BUCKET", "glcf")
-    clean_env.setenv("GLCF_S3_PREFIX", "/team/a/")
     clean_env.setenv("GLCF_S3_MAX_ATTEMPTS", "7")
     clean_env.setenv("GLCF_S3_READ_TIMEOUT", "2.5")
     clean_env.setenv("GLCF_S3_RETRY_MODE", "adaptive")
@@ -63,7 +61,7 @@ def test_reads_environment(clean_env: pytest.MonkeyPatch) -> None:
     assert s.mlflow_tracking_password.get_secret_value() == "pw-abcdefghijkl"
     assert s.aws_secret_access_key is not None
     assert s.aws_secret_access_key.get_secret_value() == "s3-secret-value"
-    assert s.glcf_s3_prefix == "team/a"
+    assert s.glcf_s3_bucket == "glcf"
     assert (s.glcf_s3_max_attempts, s.glcf_s3_read_timeout, s.glcf_s3_retry_mode) == (7, 2.5, "adaptive")
 
 
