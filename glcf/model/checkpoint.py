@@ -148,15 +148,15 @@ def _atomic_save(obj: Any, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _read(path: str | Path, expected_format: str | tuple[str, ...], map_location: Any) -> dict[str, Any]:
-    """The validated dict of a GLCF file whose ``format`` is ``expected_format`` (or one of several)."""
+def _read(path: str | Path, expected_format: str | tuple[str, ...]) -> dict[str, Any]:
+    """The validated dict of a GLCF file whose ``format`` is ``expected_format`` (or one of several), on the CPU."""
     formats = (expected_format,) if isinstance(expected_format, str) else expected_format
     path = Path(path)
     if not path.is_file():
         msg = f"{path}: checkpoint file not found"
         raise CheckpointError(msg)
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, pickle/zip/EOF errors for damaged files
         detail = " ".join(str(exc).split())[:300]
         msg = (
@@ -239,26 +239,23 @@ def restore_weights(model: nn.Module, data: Mapping[str, Any], source: str | Pat
         _load_frozen_state(model, data["frozen_state_dict"], source)
 
 
-def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """The raw checkpoint dict (validated format), without building a model."""
-    return _read(path, CHECKPOINT_FORMAT, map_location)
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The raw checkpoint dict (validated format, tensors on the CPU), without building a model."""
+    return _read(path, CHECKPOINT_FORMAT)
 
 
 @dataclass
 class LoadedCheckpoint:
-    """A rebuilt model and everything else the checkpoint holds.
+    """A rebuilt model and what the checkpoint records about it (resume state: :func:`read_checkpoint`).
 
     Attributes:
-        model: the rebuilt model with the trainable weights loaded (in eval mode).
-        config: the stored config (its encoder weight source is the original one even when overridden).
+        model: the rebuilt model with the trainable weights loaded (in eval mode, on the CPU).
+        config: the stored config.
         epoch: completed epochs.
         path: the file read.
         versions: library versions at save time.
         history: per-epoch records.
         extra: caller-defined values.
-        optimizer_state: optimizer state dict or None.
-        scheduler_state: scheduler state dict or None.
-        rng_state: RNG states or None.
     """
 
     model: nn.Module
@@ -268,41 +265,25 @@ class LoadedCheckpoint:
     versions: dict[str, str] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    optimizer_state: dict[str, Any] | None = None
-    scheduler_state: dict[str, Any] | None = None
-    rng_state: dict[str, Any] | None = None
 
 
-def load_checkpoint(
-    path: str | Path,
-    map_location: Any = "cpu",
-    build_encoder_weights: bool = True,
-    *,
-    encoder_weights: str | None = None,
-) -> LoadedCheckpoint:
+def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Rebuild the model from a checkpoint with :func:`glcf.model.build_glcf` and load its weights strictly.
 
-    Args:
-        path: a file written by :func:`save_checkpoint`.
-        map_location: device for the stored tensors.
-        build_encoder_weights: False builds the encoder with random weights (``none``), e.g. when full
-            weights are loaded separately.
-        encoder_weights: override of ``cfg.encoder.weights`` (``hub``, ``offline-package``, ``file:<path>``).
+    The encoder comes from the stored ``encoder.weights`` source (or from the file for a random-init
+    encoder); the model is on the CPU.
 
     Raises:
         CheckpointError: unreadable/foreign file, invalid config, or trainable keys that do not match.
     """
-    return _checkpoint_from(read_checkpoint(path, map_location), path, build_encoder_weights, encoder_weights)
+    return _checkpoint_from(read_checkpoint(path), path)
 
 
-def _checkpoint_from(
-    data: dict[str, Any], path: str | Path, build_encoder_weights: bool = True, encoder_weights: str | None = None
-) -> LoadedCheckpoint:
+def _checkpoint_from(data: dict[str, Any], path: str | Path) -> LoadedCheckpoint:
     from glcf.model import build_glcf
 
     cfg = _config(data, path)
-    weights = encoder_weights if encoder_weights is not None else (None if build_encoder_weights else "none")
-    model = build_glcf(cfg.replace(encoder={"weights": weights}) if weights is not None else cfg)
+    model = build_glcf(cfg)
     restore_weights(model, data, path)
     model.eval()
     return LoadedCheckpoint(
@@ -313,9 +294,6 @@ def _checkpoint_from(
         versions=dict(data.get("versions") or {}),
         history=list(data.get("history") or []),
         extra=dict(data.get("extra") or {}),
-        optimizer_state=data.get("optimizer"),
-        scheduler_state=data.get("scheduler"),
-        rng_state=data.get("rng_state"),
     )
 
 
@@ -358,14 +336,14 @@ def export_full_model(
     return path
 
 
-def load_full_model(path: str | Path, map_location: Any = "cpu") -> FullModel:
-    """Rebuild a model from :func:`export_full_model` output without fetching any weights (strict load)."""
-    return _full_model_from(_read(path, FULL_MODEL_FORMAT, map_location), path)
+def load_full_model(path: str | Path) -> FullModel:
+    """Rebuild a model from :func:`export_full_model` output without fetching any weights (strict load, CPU)."""
+    return _full_model_from(_read(path, FULL_MODEL_FORMAT), path)
 
 
-def load_model_file(path: str | Path, map_location: Any = "cpu") -> LoadedCheckpoint | FullModel:
+def load_model_file(path: str | Path) -> LoadedCheckpoint | FullModel:
     """A training checkpoint (:func:`load_checkpoint`) or a full export (:func:`load_full_model`), read once."""
-    data = _read(path, (CHECKPOINT_FORMAT, FULL_MODEL_FORMAT), map_location)
+    data = _read(path, (CHECKPOINT_FORMAT, FULL_MODEL_FORMAT))
     return _checkpoint_from(data, path) if data["format"] == CHECKPOINT_FORMAT else _full_model_from(data, path)
 
 

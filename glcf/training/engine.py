@@ -318,7 +318,7 @@ def _resume(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     cfg: TrainConfig,
 ) -> tuple[int, list[dict[str, Any]]]:
-    data = read_checkpoint(path, map_location="cpu")
+    data = read_checkpoint(path)
     restore_weights(model, data, path)
     if data.get("optimizer") is None or data.get("scheduler") is None:
         msg = f"{path}: holds no optimizer/scheduler state; it cannot be resumed (load it with load_checkpoint)"
