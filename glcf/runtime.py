@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -26,8 +25,6 @@ __all__ = [
     "set_torch_threads",
     "torch_threads",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: torch's own intra-op thread count at start-up (``OMP_NUM_THREADS``, else the cores it sees).
 _STARTUP_THREADS = torch.get_num_threads()

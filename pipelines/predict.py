@@ -7,7 +7,6 @@ served pyfunc wraps, so a file scores here exactly as it does on ``/invocations`
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 
 class ModelNotFoundError(LookupError):

@@ -12,7 +12,6 @@ To extend: add a typed field whose name is the environment variable in lower cas
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -20,8 +19,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "THREADS_VARIABLE",

@@ -12,7 +12,6 @@ OpenVINO model's ``rt_info``). :mod:`glcf.export.run` runs the files without tor
 from __future__ import annotations
 
 import json
-import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,8 +22,6 @@ from torch import Tensor, nn
 
 from glcf.config import config_to_dict
 from glcf.export.run import INPUT_NAME, METADATA_KEY, OUTPUT_NAMES
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["DetectorGraph", "export_metadata", "export_onnx", "onnx_to_openvino"]
 

@@ -9,7 +9,6 @@ resize maps back to each image's size (``return_maps`` with ``map_size="original
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +17,6 @@ import numpy as np
 
 from glcf.data.images import resize_rgb
 from glcf.serving.detection import Detection, detect
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["INPUT_NAME", "METADATA_KEY", "OUTPUT_NAMES", "ExportedDetector", "read_metadata"]
 

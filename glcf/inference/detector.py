@@ -7,7 +7,6 @@ bundle written by :func:`glcf.model.checkpoint.export_full_model` holds every we
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,8 +16,6 @@ import torch
 from glcf.data.transforms import normalize, resize_rgb
 from glcf.inference.scoring import AnomalyScorer
 from glcf.serving.detection import Detection, ImageDecodeError, decode_image, detect
-
-logger = logging.getLogger(__name__)
 
 #: The bundle's file name among a registered model's artifacts (what the register stage logs).
 BUNDLE_FILE = "bundle.pt"

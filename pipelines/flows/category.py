@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from pipelines.flows import tasks as T
 from pipelines.flows.review import await_review
 from pipelines.params import load_params
 from pipelines.stages import STAGES
-
-logger = logging.getLogger(__name__)
 
 #: the Prefect task of every stage, in the registry's order (a stage without a task fails here, at import)
 STAGE_TASKS = {name: T.TASKS[name] for name in STAGES}

@@ -12,7 +12,6 @@ then records the review as expired, leaves the champion and completes. Without a
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -21,8 +20,6 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
 from pipelines.params import PipelineParams
-
-logger = logging.getLogger(__name__)
 
 #: How often the paused run asks the server whether it was resumed (seconds).
 POLL_S = 5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from prefect import task
@@ -11,8 +10,6 @@ from prefect.cache_policies import NO_CACHE
 
 from pipelines.params import PipelineParams
 from pipelines.stages.runner import run_stage
-
-logger = logging.getLogger(__name__)
 
 IO_RETRIES = 2
 IO_RETRY_DELAY_S = 5

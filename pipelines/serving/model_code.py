@@ -17,7 +17,6 @@ message and keeps serving.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,6 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-
-logger = logging.getLogger("glcf.serving.requests")
 
 #: torch's intra-op threads of each server process (``pipelines.settings.THREADS_VARIABLE``; this file runs
 #: without the pipelines package, so it names the variable itself and a unit test checks the two agree).
