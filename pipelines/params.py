@@ -190,6 +190,11 @@ class RegisterParams(Section):
     review_timeout_s: Positive = 86400
     review_gallery: Count = 8
 
+    @property
+    def gated_metrics(self) -> tuple[str, ...]:
+        """The metrics the gate compares: the primary one, the guarded ones and those with a floor."""
+        return tuple(dict.fromkeys([self.primary_metric, *self.guarded_metrics, *self.floors]))
+
 
 class ServeParams(Section):
     """The served champion model (also written into the logged pyfunc's model config)."""

@@ -153,3 +153,13 @@ def test_the_model_sections_take_their_defaults_from_the_model_configuration(tmp
     assert params.glcf == preset("paper")
     params = load_params(write(tmp_path, {"data": {"categories": ["a"]}, "model": None, "train": {"epochs": 2}}))
     assert params.glcf == preset("default", train={"epochs": 2})
+
+
+def test_the_gated_metrics_are_the_primary_guarded_and_floor_metrics() -> None:
+    register = load_params(ROOT / "params.yaml").register
+    assert register.gated_metrics == (
+        "image_auroc_total",
+        "image_auroc_logical_anomalies",
+        "image_auroc_structural_anomalies",
+        "pixel_auroc",
+    )
