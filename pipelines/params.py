@@ -2,7 +2,10 @@
 
 ``dvc.yaml`` templates its paths and ``foreach`` lists from the same file, the Prefect flows and the
 stage commands read it through :func:`load_params`, so DVC and Prefect run one DAG with one set of
-values. Every error names the dotted key, e.g. ``train.lr: must be a positive finite number``.
+values. Each section is a pydantic model that rejects unknown keys (:class:`ParamsFile`); the ``model``,
+``loss`` and ``train`` sections are the model's configuration, parsed by :mod:`glcf.config` on top of a
+preset, so each of their defaults and choices is defined there once. Every error is one line naming the
+file and the dotted key, e.g. ``params.yaml: calibrate.threshold.quantile: must be <= 1, got 2``.
 """
 
 from __future__ import annotations
@@ -13,17 +16,29 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    Field,
+    PrivateAttr,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from glcf.config import GLCFConfig, config_from_dict, config_to_dict, from_mapping
-from glcf.metrics.threshold import METHODS
+from glcf.config import GLCFConfig, config_from_dict, config_to_dict
+from glcf.metrics.threshold import Method
 from glcf.presets import preset
 from glcf.serving.requests import DEFAULT_LIMITS
-from glcf.typed import check_literals
-from glcf.typed import fail as _fail
 from pipelines.paths import CategoryPaths, PathsParams
+from pipelines.schedule import CHECK_CRONS, ScheduleParams
+from pipelines.validation import Section, one_line
 
 __all__ = [
     "CalibrateParams",
@@ -31,12 +46,15 @@ __all__ = [
     "DataParams",
     "EvaluateParams",
     "ParamsError",
+    "ParamsFile",
     "PathsParams",
     "PipelineParams",
     "RegisterParams",
+    "ScheduleParams",
     "ServeParams",
     "ThresholdParams",
     "load_params",
+    "parse_params",
 ]
 
 CATEGORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -46,8 +64,30 @@ class ParamsError(ValueError):
     """A parameter file that cannot be used; the message names the file and the dotted key."""
 
 
-@dataclass(frozen=True)
-class DataParams:
+def _name(value: str) -> str:
+    if not CATEGORY_RE.match(value):
+        msg = f"must be a folder name (letters, digits, _ - .), got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
+def _categories(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value:
+        msg = "must list at least one category"
+        raise ValueError(msg)
+    if len(set(value)) != len(value):
+        msg = f"lists a category twice: {list(value)}"
+        raise ValueError(msg)
+    return value
+
+
+Name = Annotated[StrictStr, AfterValidator(_name)]
+Count = Annotated[StrictInt, Field(ge=0)]
+Positive = Annotated[StrictInt, Field(ge=1)]
+NonNegative = Annotated[StrictFloat, Field(ge=0)]
+
+
+class DataParams(Section):
     """Which data the pipeline runs on.
 
     Attributes:
@@ -62,34 +102,21 @@ class DataParams:
         generator: settings of ``glcf generate`` (see ``glcf.synth``), used when ``root`` is null.
     """
 
-    root: str | None = None
+    root: Annotated[StrictStr, Field(min_length=1)] | None = None
     format: Literal["loco", "mvtec", "folder"] = "loco"
-    categories: tuple[str, ...] = ()
-    holdout_fraction: float = 0.15
-    split_seed: int = 0
-    normal_class: str = "normal"
-    generator: dict[str, Any] = field(default_factory=dict)
+    categories: Annotated[tuple[Name, ...], AfterValidator(_categories)] = ()
+    holdout_fraction: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.15
+    split_seed: Count = 0
+    normal_class: StrictStr = "normal"
+    generator: dict[str, Any] = Field(default_factory=dict)
 
-    def validate(self, path: str = "data") -> None:
-        if self.root is not None and (not isinstance(self.root, str) or not self.root):
-            _fail(f"{path}.root", f"must be null (embedded generator) or a dataset folder, got {self.root!r}")
-        if self.format not in ("loco", "mvtec", "folder"):
-            _fail(f"{path}.format", f"must be one of loco, mvtec, folder; got {self.format!r}")
-        if self.root is None and self.format != "loco":
-            _fail(f"{path}.format", "the embedded generator writes the loco layout; set data.root for other formats")
-        if not self.categories:
-            _fail(f"{path}.categories", "must list at least one category")
-        for i, cat in enumerate(self.categories):
-            if not isinstance(cat, str) or not CATEGORY_RE.match(cat):
-                _fail(f"{path}.categories[{i}]", f"must be a folder name (letters, digits, _ - .); got {cat!r}")
-        if len(set(self.categories)) != len(self.categories):
-            _fail(f"{path}.categories", f"lists a category twice: {list(self.categories)}")
-        if not (0.0 < self.holdout_fraction < 1.0):
-            _fail(f"{path}.holdout_fraction", f"must be in (0, 1), got {self.holdout_fraction!r}")
-        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
-            _fail(f"{path}.split_seed", f"must be a non-negative integer, got {self.split_seed!r}")
-        if not isinstance(self.generator, Mapping):
-            _fail(f"{path}.generator", "must be a mapping")
+    @field_validator("format")
+    @classmethod
+    def _generator_layout(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("root", "") is None and value != "loco":
+            msg = "the embedded generator writes the loco layout; set data.root for other formats"
+            raise ValueError(msg)
+        return value
 
     @property
     def dataset_name(self) -> str:
@@ -97,8 +124,7 @@ class DataParams:
         return "synthetic-loco" if self.root is None else Path(self.root).resolve().name
 
 
-@dataclass(frozen=True)
-class ThresholdParams:
+class ThresholdParams(Section):
     """Decision threshold from held-out normal image scores only (never from test anomalies).
 
     Attributes:
@@ -108,51 +134,33 @@ class ThresholdParams:
         k: the multiplier for ``mean_std``.
     """
 
-    method: Literal["quantile", "mean_std", "gumbel"] = "quantile"
-    quantile: float = 0.99
-    k: float = 3.0
-
-    def validate(self, path: str = "calibrate.threshold") -> None:
-        if self.method not in METHODS:
-            _fail(f"{path}.method", f"must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if not (0.0 < self.quantile <= 1.0):
-            _fail(f"{path}.quantile", f"must be in (0, 1], got {self.quantile!r}")
-        if not (self.k >= 0):
-            _fail(f"{path}.k", f"must be non-negative, got {self.k!r}")
+    method: Method = "quantile"
+    quantile: Annotated[StrictFloat, Field(gt=0, le=1)] = 0.99
+    k: NonNegative = 3.0
 
 
-@dataclass(frozen=True)
-class CalibrateParams:
+class CalibrateParams(Section):
     """Normalisation statistics and threshold calibration."""
 
-    batch_size: int = 16
-    threshold: ThresholdParams = field(default_factory=ThresholdParams)
-
-    def validate(self, path: str = "calibrate") -> None:
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            _fail(f"{path}.batch_size", f"must be a positive integer, got {self.batch_size!r}")
-        self.threshold.validate(f"{path}.threshold")
+    batch_size: Positive = 16
+    threshold: ThresholdParams = Field(default_factory=ThresholdParams)
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
+class EvaluateParams(Section):
     """Evaluation on the test split."""
 
-    batch_size: int = 16
-    gallery_size: int = 12
-    max_fpr_limits: tuple[float, ...] = (0.01, 0.05, 0.1, 0.3, 1.0)
-
-    def validate(self, path: str = "evaluate") -> None:
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            _fail(f"{path}.batch_size", f"must be a positive integer, got {self.batch_size!r}")
-        if not isinstance(self.gallery_size, int) or self.gallery_size < 0:
-            _fail(f"{path}.gallery_size", f"must be a non-negative integer, got {self.gallery_size!r}")
-        if not self.max_fpr_limits or any(not (0 < v <= 1) for v in self.max_fpr_limits):
-            _fail(f"{path}.max_fpr_limits", f"must be numbers in (0, 1], got {self.max_fpr_limits!r}")
+    batch_size: Positive = 16
+    gallery_size: Count = 12
+    max_fpr_limits: Annotated[tuple[Annotated[StrictFloat, Field(gt=0, le=1)], ...], Field(min_length=1)] = (
+        0.01,
+        0.05,
+        0.1,
+        0.3,
+        1.0,
+    )
 
 
-@dataclass(frozen=True)
-class RegisterParams:
+class RegisterParams(Section):
     """MLflow registration and the promotion gate.
 
     Attributes:
@@ -171,59 +179,93 @@ class RegisterParams:
         review_gallery: test images in the review's gallery of disagreements (0: no gallery).
     """
 
-    model_name_prefix: str = "glcf"
-    experiment_prefix: str = "glcf"
-    variant: str = "default"
-    primary_metric: str = "image_auroc_total"
-    min_improvement: float = 0.005
-    guarded_metrics: dict[str, float] = field(default_factory=dict)
-    floors: dict[str, float] = field(default_factory=dict)
+    model_name_prefix: Name = "glcf"
+    experiment_prefix: Name = "glcf"
+    variant: Name = "default"
+    primary_metric: Name = "image_auroc_total"
+    min_improvement: NonNegative = 0.005
+    guarded_metrics: dict[StrictStr, NonNegative] = Field(default_factory=dict)
+    floors: dict[StrictStr, NonNegative] = Field(default_factory=dict)
     approval: Literal["auto", "manual"] = "auto"
-    review_timeout_s: int = 86400
-    review_gallery: int = 8
+    review_timeout_s: Positive = 86400
+    review_gallery: Count = 8
 
-    def validate(self, path: str = "register") -> None:
-        for name in ("model_name_prefix", "experiment_prefix", "variant", "primary_metric"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not CATEGORY_RE.match(value):
-                _fail(f"{path}.{name}", f"must be a simple name, got {value!r}")
-        if not (self.min_improvement >= 0):
-            _fail(f"{path}.min_improvement", f"must be non-negative, got {self.min_improvement!r}")
-        for section in ("guarded_metrics", "floors"):
-            mapping = getattr(self, section)
-            if not isinstance(mapping, Mapping):
-                _fail(f"{path}.{section}", "must be a mapping of metric name to number")
-            for key, value in mapping.items():
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    _fail(f"{path}.{section}.{key}", f"must be a non-negative number, got {value!r}")
-        check_literals(self, path)  # approval
-        for name, low in (("review_timeout_s", 1), ("review_gallery", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                _fail(f"{path}.{name}", f"must be an integer >= {low}, got {value!r}")
+    @property
+    def gated_metrics(self) -> tuple[str, ...]:
+        """The metrics the gate compares: the primary one, the guarded ones and those with a floor."""
+        return tuple(dict.fromkeys([self.primary_metric, *self.guarded_metrics, *self.floors]))
 
 
-@dataclass(frozen=True)
-class ServeParams:
+class ServeParams(Section):
     """The served champion model (also written into the logged pyfunc's model config)."""
 
-    host: str = "127.0.0.1"
-    port: int = 5001
-    max_image_bytes: int = DEFAULT_LIMITS["max_image_bytes"]
-    max_image_pixels: int = DEFAULT_LIMITS["max_image_pixels"]
-    max_batch: int = DEFAULT_LIMITS["max_batch"]
+    host: StrictStr = "127.0.0.1"
+    port: Annotated[StrictInt, Field(gt=0, lt=65536)] = 5001
+    max_image_bytes: Positive = DEFAULT_LIMITS["max_image_bytes"]
+    max_image_pixels: Positive = DEFAULT_LIMITS["max_image_pixels"]
+    max_batch: Positive = DEFAULT_LIMITS["max_batch"]
 
     def limits(self) -> dict[str, int]:
         """The request limits, by the names the served model reads (``glcf.serving.requests``)."""
         return {name: getattr(self, name) for name in DEFAULT_LIMITS}
 
-    def validate(self, path: str = "serve") -> None:
-        if not isinstance(self.port, int) or not (0 < self.port < 65536):
-            _fail(f"{path}.port", f"must be a TCP port, got {self.port!r}")
-        for name in DEFAULT_LIMITS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                _fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
+
+class ParamsFile(Section):
+    """``params.yaml`` as written: one field per section (an absent or empty section takes the defaults)."""
+
+    paths: PathsParams
+    data: DataParams
+    model: dict[str, Any]
+    loss: dict[str, Any]
+    train: dict[str, Any]
+    calibrate: CalibrateParams
+    evaluate: EvaluateParams
+    register_: RegisterParams = Field(alias="register")  # the plain name is taken by the metaclass (ABC)
+    serve: ServeParams
+    schedule: ScheduleParams
+    _glcf: GLCFConfig = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping):
+            return raw
+        absent: dict[str, Any] = {f.alias or name: {} for name, f in cls.model_fields.items()}
+        return absent | {k: {} if v is None else v for k, v in raw.items()}
+
+    @model_validator(mode="after")
+    def _resolve(self) -> ParamsFile:
+        self._glcf = _glcf_config(self.model, self.loss, self.train)
+        categories = self.data.categories
+        for category in self.schedule.crons:
+            if category not in categories:
+                msg = f"schedule.crons.{category}: not a category of data.categories ({', '.join(categories)})"
+                raise ValueError(msg)
+        return self
+
+    @property
+    def glcf(self) -> GLCFConfig:
+        """The model configuration: the preset of ``model.preset`` with ``model``, ``loss`` and ``train`` on top."""
+        return self._glcf
+
+
+def _glcf_config(model: Mapping[str, Any], loss: Mapping[str, Any], train: Mapping[str, Any]) -> GLCFConfig:
+    """The sections parsed by :mod:`glcf.config`; its errors, relative to ``GLCFConfig``, named as in the file."""
+    model = dict(model)
+    name = model.pop("preset", "default")
+    if not isinstance(name, str):
+        msg = f"model.preset: must be a preset name, got {name!r}"
+        raise ValueError(msg)
+    try:
+        base = preset(name)
+    except ValueError as exc:
+        msg = f"model.preset: {str(exc).split(': ', 1)[-1]}"
+        raise ValueError(msg) from None
+    try:
+        return config_from_dict({**model, "loss": loss, "train": train}, base=base)
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(message if message.startswith(("loss", "train")) else f"model.{message}") from None
 
 
 @dataclass(frozen=True)
@@ -237,6 +279,7 @@ class PipelineParams:
     evaluate: EvaluateParams
     register: RegisterParams
     serve: ServeParams
+    schedule: ScheduleParams = field(default_factory=ScheduleParams)
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -259,17 +302,17 @@ class PipelineParams:
         return f"{self.register.experiment_prefix}/{self.data.dataset_name}"
 
     def flat(self) -> dict[str, Any]:
-        """Flattened dotted parameters for MLflow (``model.bottleneck.depth`` -> 6)."""
+        """Flattened dotted parameters for MLflow (``model.bottleneck.depth`` -> 6); ``schedule`` is not one."""
         resolved = {
-            "paths": config_to_dict(self.paths),
-            "data": config_to_dict(self.data),
+            "paths": self.paths.model_dump(),
+            "data": self.data.model_dump(),
             "model": {k: v for k, v in config_to_dict(self.glcf).items() if k not in ("loss", "train")},
             "loss": config_to_dict(self.glcf.loss),
             "train": config_to_dict(self.glcf.train),
-            "calibrate": config_to_dict(self.calibrate),
-            "evaluate": config_to_dict(self.evaluate),
-            "register": config_to_dict(self.register),
-            "serve": config_to_dict(self.serve),
+            "calibrate": self.calibrate.model_dump(),
+            "evaluate": self.evaluate.model_dump(),
+            "register": self.register.model_dump(),
+            "serve": self.serve.model_dump(),
         }
         return _flatten(resolved)
 
@@ -291,58 +334,34 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _glcf_config(raw: Mapping[str, Any]) -> GLCFConfig:
-    model = dict(raw.get("model") or {})
-    name = model.pop("preset", "default")
-    if not isinstance(name, str):
-        _fail("model.preset", f"must be a preset name, got {name!r}")
-    try:
-        base = preset(name)
-    except ValueError as exc:
-        _fail("model.preset", str(exc).split(": ", 1)[-1])
-    merged = {**model, "loss": raw.get("loss") or {}, "train": raw.get("train") or {}}
-    try:
-        return config_from_dict(merged, base=base)
-    except ValueError as exc:
-        # config paths are relative to GLCFConfig: map them onto the params.yaml sections
-        message = str(exc)
-        if not message.startswith(("loss", "train")):
-            message = f"model.{message}"
-        raise ValueError(message) from None
+def parse_params(raw: Mapping[str, Any], source: Path | None = None, *, check_crons: bool = False) -> PipelineParams:
+    """Validate a parsed ``params.yaml`` mapping.
 
-
-def parse_params(raw: Mapping[str, Any], source: Path | None = None) -> PipelineParams:
-    """Validate a parsed ``params.yaml`` mapping."""
-    known = {"paths", "data", "model", "loss", "train", "calibrate", "evaluate", "register", "serve", "schedule"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        _fail(unknown[0], f"unknown section (known: {', '.join(sorted(known))})")
-    sections: dict[str, Any] = {}
-    for name, cls in (
-        ("paths", PathsParams),
-        ("data", DataParams),
-        ("calibrate", CalibrateParams),
-        ("evaluate", EvaluateParams),
-        ("register", RegisterParams),
-        ("serve", ServeParams),
-    ):
-        value = raw.get(name) or {}
-        if not isinstance(value, Mapping):
-            _fail(name, f"must be a mapping, got {type(value).__name__}")
-        obj = from_mapping(cls, value, name)
-        obj.validate(name)
-        sections[name] = obj
-    schedule = raw.get("schedule") or {}
-    if not isinstance(schedule, Mapping):
-        _fail("schedule", f"must be a mapping, got {type(schedule).__name__}")  # cron details: glcf deploy
-    return PipelineParams(glcf=_glcf_config(raw), source=source, raw=dict(raw), **sections)
-
-
-def load_params(path: str | Path = "params.yaml", overrides: Mapping[str, Any] | None = None) -> PipelineParams:
-    """Read and validate a params file; ``overrides`` are dotted keys (``{"train.epochs": 2}``).
+    Args:
+        raw: the file's sections.
+        source: the file (its folder is the project folder).
+        check_crons: also check ``schedule``'s cron expressions with Prefect's parser (imports Prefect).
 
     Raises:
-        ParamsError: naming the file and the dotted key.
+        ValueError: one line naming the dotted key.
+    """
+    try:
+        parsed = ParamsFile.model_validate(raw, context={CHECK_CRONS: check_crons})
+    except ValidationError as exc:
+        raise ValueError(one_line(exc, ParamsFile)) from None
+    sections = {name: getattr(parsed, name) for name in ("paths", "data", "calibrate", "evaluate", "serve", "schedule")}
+    return PipelineParams(**sections, register=parsed.register_, glcf=parsed.glcf, source=source, raw=dict(raw))
+
+
+def load_params(
+    path: str | Path = "params.yaml", overrides: Mapping[str, Any] | None = None, *, check_crons: bool = False
+) -> PipelineParams:
+    """Read and validate a params file; ``overrides`` are dotted keys (``{"train.epochs": 2}``).
+
+    ``check_crons``: as :func:`parse_params` (``glcf deploy``).
+
+    Raises:
+        ParamsError: one line naming the file and the dotted key.
     """
     path = Path(path)
     try:
@@ -351,7 +370,7 @@ def load_params(path: str | Path = "params.yaml", overrides: Mapping[str, Any] |
         msg = f"{path}: parameter file not found"
         raise ParamsError(msg) from None
     except yaml.YAMLError as exc:
-        msg = f"{path}: not valid YAML: {exc}"
+        msg = f"{path}: not valid YAML: {' '.join(str(exc).split())}"  # one line
         raise ParamsError(msg) from None
     if not isinstance(raw, Mapping):
         msg = f"{path}: must hold a mapping of sections"
@@ -360,7 +379,7 @@ def load_params(path: str | Path = "params.yaml", overrides: Mapping[str, Any] |
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
     try:
-        return parse_params(raw, source=path.resolve())
+        return parse_params(raw, source=path.resolve(), check_crons=check_crons)
     except ValueError as exc:
         msg = f"{path}: {exc}"
         raise ParamsError(msg) from None

@@ -3,29 +3,34 @@ from it (``dvc.yaml`` declares the same files; a unit test proves it)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from glcf.typed import fail
+from pydantic import AfterValidator, StrictStr
+
+from pipelines.validation import Section
 
 __all__ = ["CategoryPaths", "PathsParams"]
 
 
-@dataclass(frozen=True)
-class PathsParams:
+def _inside_project(value: str) -> str:
+    if not value or Path(value).is_absolute() or ".." in Path(value).parts:
+        msg = f"must be a relative path inside the project, got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
+ProjectPath = Annotated[StrictStr, AfterValidator(_inside_project)]
+
+
+class PathsParams(Section):
     """Where each stage writes, relative to the project root (``dvc.yaml`` uses the same keys)."""
 
-    raw: str = "data/raw"
-    prepared: str = "data/prepared"
-    models: str = "models"
-    reports: str = "reports"
-
-    def validate(self, path: str = "paths") -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, str) or not value or Path(value).is_absolute() or ".." in Path(value).parts:
-                fail(f"{path}.{f.name}", f"must be a relative path inside the project, got {value!r}")
+    raw: ProjectPath = "data/raw"
+    prepared: ProjectPath = "data/prepared"
+    models: ProjectPath = "models"
+    reports: ProjectPath = "reports"
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 TRAIN_ID_TAG = "glcf.train_id"
 DEFAULT_DB = "mlflow.db"
+# A category run's metrics: the train stage's under TRAIN_METRICS (per epoch, and ``train.final.*``), the
+# calibrate stage's under CALIBRATION_METRICS, the evaluate stage's summary under no prefix.
+TRAIN_METRICS = "train."
+CALIBRATION_METRICS = "calibration."
 
 # The parent run of the runs created in this context (benchmarks, sweeps): see :func:`nested_under`.
 _PARENT_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("glcf_parent_run", default=None)
@@ -136,7 +140,7 @@ def log_history(history_csv: Path) -> None:
     frame = pd.read_csv(history_csv)
     for _, row in frame.iterrows():
         epoch = int(row["epoch"])
-        mlflow.log_metrics({f"train.{k}": float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
+        mlflow.log_metrics({f"{TRAIN_METRICS}{k}": float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
 
 
 def log_train_outputs(paths: CategoryPaths) -> None:
@@ -144,7 +148,7 @@ def log_train_outputs(paths: CategoryPaths) -> None:
     if paths.history.exists():
         log_history(paths.history)
     if paths.train_metrics.exists():
-        log_flat_metrics(read_json(paths.train_metrics), prefix="train.final.")
+        log_flat_metrics(read_json(paths.train_metrics), prefix=f"{TRAIN_METRICS}final.")
 
 
 @contextlib.contextmanager
@@ -230,6 +234,12 @@ def log_flat_metrics(metrics: Mapping[str, Any], prefix: str = "", step: int | N
     items = sorted(safe.items())
     for i in range(0, len(items), 500):
         mlflow.log_metrics(dict(items[i : i + 500]), step=step)
+
+
+def evaluation_metrics(run_metrics: Mapping[str, float]) -> dict[str, float]:
+    """The evaluation summary among a category run's metrics (the names of ``metrics.json``'s ``summary``)."""
+    stages = (TRAIN_METRICS, CALIBRATION_METRICS)
+    return {k: float(v) for k, v in run_metrics.items() if not k.startswith(stages)}
 
 
 def log_dir(path: Path, artifact_path: str) -> None:

@@ -22,7 +22,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["Threshold", "calibrate_threshold", "classification_metrics", "classification_metrics_by_type"]
 
 Method = Literal["quantile", "mean_std", "gumbel"]
-METHODS = ("quantile", "mean_std", "gumbel")
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 @dataclass(frozen=True)

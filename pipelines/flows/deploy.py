@@ -20,7 +20,8 @@
 Everything is Prefect's own machinery (``Flow.from_source``, ``RunnerDeployment.apply``, work pools, cron
 schedules); this module only derives the per-category settings from ``params.yaml`` and the environment.
 
-``params.yaml`` may hold a ``schedule`` section (read here with defaults; the command line overrides it)::
+``params.yaml`` may hold a ``schedule`` section (:class:`pipelines.params.ScheduleParams`; defaults when absent,
+the command line overrides it)::
 
     schedule:
       cron: "0 2 * * *"      # every category, unless crons names it
@@ -31,14 +32,13 @@ schedules); this module only derives the per-category settings from ``params.yam
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.params import ParamsError, PipelineParams, load_params
+from pipelines.params import ParamsError, PipelineParams, ScheduleParams, load_params
 
 logger = logging.getLogger(__name__)
 
@@ -58,82 +58,18 @@ FLOW_NAME = "glcf-category"
 DEPLOYMENT_PREFIX = "retrain-"
 
 
-@dataclass(frozen=True)
-class ScheduleParams:
-    """The ``schedule`` section of ``params.yaml``.
-
-    Attributes:
-        cron: cron expression of every category's retraining (five fields).
-        timezone: IANA time zone the cron is read in.
-        crons: per-category cron expressions that replace ``cron``.
-        gpu: deploy to the GPU work pool instead of the CPU pool.
-    """
-
-    cron: str = "0 2 * * *"
-    timezone: str = "UTC"
-    crons: dict[str, str] = field(default_factory=dict)
-    gpu: bool = False
-
-    def validate(self, categories: Sequence[str], path: str = "schedule") -> None:
-        _check_cron(self.cron, f"{path}.cron")
-        _check_timezone(self.timezone, f"{path}.timezone")
-        if not isinstance(self.crons, Mapping):
-            msg = f"{path}.crons: must map categories to cron expressions, got {self.crons!r}"
-            raise ValueError(msg)
-        for category, cron in self.crons.items():
-            if category not in categories:
-                msg = f"{path}.crons.{category}: not a category of data.categories ({', '.join(categories)})"
-                raise ValueError(msg)
-            _check_cron(cron, f"{path}.crons.{category}")
-        if not isinstance(self.gpu, bool):
-            msg = f"{path}.gpu: must be true or false, got {self.gpu!r}"
-            raise ValueError(msg)
-
-
-def _check_cron(cron: Any, path: str) -> None:
-    from prefect.client.schemas.schedules import CronSchedule
-
-    if not isinstance(cron, str) or len(cron.split()) != 5:
-        msg = f"{path}: must be a cron expression of five fields (minute hour day month weekday), got {cron!r}"
-        raise ValueError(msg)
-    try:
-        CronSchedule(cron=cron)
-    except ValueError as exc:
-        msg = f"{path}: invalid cron expression {cron!r}: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"
-        raise ValueError(msg) from None
-
-
-def _check_timezone(timezone: Any, path: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(str(timezone))
-    except (ZoneInfoNotFoundError, ValueError):
-        msg = f"{path}: unknown time zone {timezone!r} (an IANA name such as UTC or Europe/Berlin)"
-        raise ValueError(msg) from None
-
-
 def load_schedule(params_file: str | Path) -> tuple[PipelineParams, ScheduleParams]:
-    """Read ``params_file``: the pipeline parameters and its ``schedule`` section (defaults when absent).
+    """Read ``params_file``: the pipeline parameters and its ``schedule`` section (defaults when absent),
+    its cron expressions checked by Prefect's parser.
 
     Raises:
         ValueError: naming the file and the dotted key.
     """
-    from glcf.config import from_mapping
-
-    path = Path(params_file)
     try:
-        params = load_params(path)
+        params = load_params(Path(params_file), check_crons=True)
     except ParamsError as exc:
         raise ValueError(str(exc)) from None
-    section = params.raw.get("schedule") or {}
-    try:
-        schedule = from_mapping(ScheduleParams, section, "schedule")
-        schedule.validate(params.data.categories)
-    except ValueError as exc:
-        msg = f"{path}: {exc}"
-        raise ValueError(msg) from None
-    return params, schedule
+    return params, params.schedule
 
 
 @dataclass(frozen=True)
@@ -181,16 +117,7 @@ def plan_deployments(
 
     path = Path(params_file)
     params, schedule = load_schedule(path)
-    overrides: dict[str, Any] = {}
-    if cron is not None:
-        _check_cron(cron, "--cron")
-        overrides |= {"cron": cron, "crons": {}}
-    if timezone is not None:
-        _check_timezone(timezone, "--timezone")
-        overrides["timezone"] = timezone
-    if gpu is not None:
-        overrides["gpu"] = bool(gpu)
-    schedule = dataclasses.replace(schedule, **overrides)
+    schedule = schedule.override(cron=cron, timezone=timezone, gpu=gpu)
     chosen = list(categories or params.data.categories)
     for c in chosen:
         params.category_paths(c)  # unknown categories fail here, naming data.categories

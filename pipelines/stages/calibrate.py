@@ -73,7 +73,8 @@ def run_calibrate(params: PipelineParams, paths: CategoryPaths, *, progress: boo
     write_json(paths.calibration, record)
     with tracking.category_run(params, paths, stage="calibrate", data_hash=manifest["hashes"]["data"]):
         mlflow.log_dict(record, "calibration/calibration.json")
-        mlflow.log_metrics({"calibration.threshold": threshold.value, "calibration.n_images": float(len(held_out))})
-        tracking.log_flat_metrics(stats.to_dict(), prefix="calibration.")
+        prefix = tracking.CALIBRATION_METRICS
+        mlflow.log_metrics({f"{prefix}threshold": threshold.value, f"{prefix}n_images": float(len(held_out))})
+        tracking.log_flat_metrics(stats.to_dict(), prefix=prefix)
     logger.info("%s: threshold %.4g from %d held-out images", paths.category, threshold.value, len(held_out))
     return CalibrateResult(paths.calibration, threshold.value, len(held_out))

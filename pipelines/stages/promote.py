@@ -1,10 +1,11 @@
 """Stage ``promote``: the promotion review of the newest challenger against the champion.
 
-Both are compared on the same frozen test split: when the champion was measured on another split
-(its ``glcf.test_split_hash`` tag differs), it is re-evaluated on the challenger's split first. The
+Both are compared on the same frozen test split, each with the metrics of its source run
+(:attr:`pipelines.registry.VersionInfo.metrics`): when the champion was measured on another split
+(its ``glcf.test_split_hash`` differs), it is re-evaluated on the challenger's split first. The
 ``champion`` alias moves only when the gate of ``params.register`` passes; the decision, its reason
-and both metric sets are recorded as version tags, as ``review.md`` in MLflow and in
-``reports/<category>/promotion.json``.
+and the champion's metrics it was compared with are version tags, both metric sets are in ``review.md``
+(in MLflow and in ``reports/<category>/``), the outcome in ``reports/<category>/promotion.json``.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def run_promote(params: PipelineParams, paths: CategoryPaths, *, progress: bool 
         pending=manual,
     )
     if remeasured:
-        review += f"\nThe champion was re-evaluated on this split (its tags hold split {champion.split_hash}).\n"
+        review += f"\nThe champion was re-evaluated on this split (it was measured on split {champion.split_hash}).\n"
     report = build_report(params, paths, challenger, champion, champion_metrics, decision.challenger_metrics)
     review += report.markdown
     if manual and decision.promote:

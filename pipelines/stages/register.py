@@ -100,7 +100,8 @@ def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool
             name,
             version,
             {
-                **registry.metric_tags(summary, split_hash),
+                **registry.metric_tags(summary, split_hash, params.register.gated_metrics),
+                "glcf.category": paths.category,
                 "glcf.train_id": run_info["train_id"],
                 "glcf.run_id": run.info.run_id,
                 "glcf.data_hash": manifest["hashes"]["data"],

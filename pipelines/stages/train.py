@@ -48,7 +48,9 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
 
 
 def _epoch_metrics(record: dict[str, Any]) -> dict[str, float]:
-    return {f"train.{k.replace('/', '.')}": float(v) for k, v in record.items() if k != "epoch"}
+    from pipelines.tracking import TRAIN_METRICS
+
+    return {f"{TRAIN_METRICS}{k.replace('/', '.')}": float(v) for k, v in record.items() if k != "epoch"}
 
 
 def resume_key(params: PipelineParams, manifest: dict[str, Any]) -> str:
@@ -144,7 +146,7 @@ def run_train(params: PipelineParams, paths: CategoryPaths, *, progress: bool = 
         )
         extra = {"category": paths.category, "train_id": train_id, "data_hash": manifest["hashes"]["data"]}
         summary = write_training(paths, model, result, extra, len(train_set))
-        mlflow.log_metrics({f"train.final.{k}": float(v) for k, v in summary.items()})
+        mlflow.log_metrics({f"{tracking.TRAIN_METRICS}final.{k}": float(v) for k, v in summary.items()})
         write_json(paths.run_info, {"train_id": train_id, "run_id": run.info.run_id})
         run_id = run.info.run_id
     shutil.rmtree(resume_dir, ignore_errors=True)

@@ -17,8 +17,9 @@ import pytest
 from pipeline_project import CATEGORY, TinyProject
 
 MODEL = f"glcf-{CATEGORY}"
-#: Version tags the promote stage reads (metrics, split, threshold, run).
-_CARRIED = ("metric.", "glcf.test_split_hash", "glcf.threshold", "glcf.train_id", "glcf.run_id")
+#: Version tags of the register stage (the promote stage reads the split, threshold and run; the metrics
+#: come from the run itself, which the copy shares).
+_CARRIED = ("metric.", "glcf.category", "glcf.test_split_hash", "glcf.threshold", "glcf.train_id", "glcf.run_id")
 
 
 def registration_file(project: TinyProject) -> Path:

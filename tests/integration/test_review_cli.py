@@ -45,6 +45,40 @@ def review(project: TinyProject, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def test_a_version_is_tagged_for_filtering_and_its_metrics_are_its_runs(tiny_project: TinyProject) -> None:
+    """The register stage tags a version with what a reviewer filters on; the review reads the run's metrics."""
+    from mlflow.models import get_model_info
+
+    from pipelines import registry
+
+    client = tiny_project.client()
+    version = client.get_model_version(MODEL, "1")
+    metrics = json.loads((tiny_project.root / "reports" / CATEGORY / "metrics.json").read_text())
+    gated = tiny_project.params().register.gated_metrics
+    registered = {k for k in version.tags if not k.startswith(("glcf.promotion.", "glcf.review."))}
+    assert registered == {f"metric.{m}" for m in gated} | {
+        "glcf.category",
+        "glcf.variant",
+        "glcf.test_split_hash",
+        "glcf.run_id",
+        "glcf.train_id",
+        "glcf.data_hash",
+        "glcf.threshold",
+        "mlflow.source.git.commit",
+    }
+    assert len(gated) == 4 < len(metrics["summary"])  # not every figure of the evaluation
+    assert version.tags["glcf.category"] == CATEGORY
+    assert version.tags["glcf.test_split_hash"] == metrics["test_split_hash"]
+    with tracking(tiny_project):
+        info = registry.get_version(MODEL, "1")
+        signature = get_model_info(f"models:/{MODEL}/1").signature
+    summary = metrics["summary"]
+    evaluated = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and np.isfinite(v)}
+    assert info.metrics == pytest.approx(evaluated)  # the evaluation logged with the run, nothing else
+    assert signature.outputs is not None
+    assert {"score", "is_anomaly", "threshold"} <= set(signature.outputs.input_names())
+
+
 def test_review_without_a_champion_shows_the_misses_and_false_alarms(tiny_project: TinyProject, tmp_path: Path) -> None:
     from pipelines import registry
     from pipelines.review import history

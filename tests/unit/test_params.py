@@ -89,3 +89,77 @@ def test_unknown_category_is_an_error(tmp_path: Path) -> None:
     params = load_params(write(tmp_path, {"data": {"categories": ["a"]}}))
     with pytest.raises(ParamsError, match="'b' is not a configured category"):
         params.category_paths("b")
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        ({"schedule": {"every": "day"}}, "schedule.every: unknown key (known: cron, crons, gpu, timezone)"),
+        ({"schedule": {"gpu": "yes"}}, "schedule.gpu: must be true or false, got 'yes'"),
+        ({"schedule": {"cron": 2}}, "schedule.cron: must be a string, got 2"),
+        ({"schedule": {"crons": {"b": "0 2 * * *"}}}, "schedule.crons.b: not a category of data.categories (a)"),
+        ({"schedule": ["0 2 * * *"]}, "schedule: must be a mapping, got list"),
+        ({"serve": {"port": "5001"}}, "serve.port: must be an integer, got '5001'"),
+        ({"serve": {"max_batch": True}}, "serve.max_batch: must be an integer, got True"),
+        ({"register": {"floors": [0.9]}}, "register.floors: must be a mapping, got list"),
+        ({"register": {"min_improvement": -1}}, "register.min_improvement: must be >= 0, got -1"),
+        ({"evaluate": {"max_fpr_limits": [0.1, 2]}}, "evaluate.max_fpr_limits[1]: must be <= 1, got 2"),
+        ({"calibrate": {"threshold": {"k": float("nan")}}}, "calibrate.threshold.k: must be a finite number, got nan"),
+        (
+            {"calibrate": {"threshold": {"method": "median"}}},
+            "calibrate.threshold.method: must be one of quantile, mean_std, gumbel; got 'median'",
+        ),
+        ({"model": {"scoring": {"alpha": -1}}}, "model.scoring.alpha: must be a non-negative finite number, got -1.0"),
+        ({"model": {"scoring": {"alfa": 1}}}, "model.scoring.alfa: unknown key (known: alpha, beta, coreset_fraction,"),
+        ({"model": ["tiny"]}, "model: must be a mapping, got list"),
+    ],
+)
+def test_errors_are_one_line_naming_the_file_and_the_dotted_key(tmp_path: Path, data: dict, line: str) -> None:
+    path = write(tmp_path, {"data": {"categories": ["a"]}, **data})
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {line}")
+    assert "\n" not in message
+
+
+def test_a_yaml_syntax_error_is_one_line_too(tmp_path: Path) -> None:
+    bad = tmp_path / "params.yaml"
+    bad.write_text("data:\n  categories: [a\n  format: loco\n")
+    with pytest.raises(ParamsError) as info:
+        load_params(bad)
+    assert str(info.value).startswith(f"{bad}: not valid YAML: ")
+    assert "\n" not in str(info.value)
+
+
+def test_sections_built_in_code_are_checked_and_frozen() -> None:
+    from pydantic import ValidationError
+
+    from pipelines.params import RegisterParams, ServeParams
+
+    with pytest.raises(ValidationError, match="approval"):
+        RegisterParams(approval="sometimes")  # type: ignore[arg-type]
+    serve = ServeParams(port=8080)
+    assert serve.limits() == {"max_image_bytes": 20_000_000, "max_image_pixels": 40_000_000, "max_batch": 32}
+    with pytest.raises(ValidationError, match="frozen"):
+        serve.port = 1  # type: ignore[misc]
+
+
+def test_the_model_sections_take_their_defaults_from_the_model_configuration(tmp_path: Path) -> None:
+    """``model``, ``loss`` and ``train`` have no defaults of their own: a preset of ``glcf.presets``."""
+    from glcf.presets import preset
+
+    params = load_params(write(tmp_path, {"data": {"categories": ["a"]}, "model": {"preset": "paper"}}))
+    assert params.glcf == preset("paper")
+    params = load_params(write(tmp_path, {"data": {"categories": ["a"]}, "model": None, "train": {"epochs": 2}}))
+    assert params.glcf == preset("default", train={"epochs": 2})
+
+
+def test_the_gated_metrics_are_the_primary_guarded_and_floor_metrics() -> None:
+    register = load_params(ROOT / "params.yaml").register
+    assert register.gated_metrics == (
+        "image_auroc_total",
+        "image_auroc_logical_anomalies",
+        "image_auroc_structural_anomalies",
+        "pixel_auroc",
+    )
