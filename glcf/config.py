@@ -36,6 +36,7 @@ Layout = Literal["ps", "pgs", "pss"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
 LayoutMatch = Literal["relation", "pairs", "whole"]
 LayoutStride = Literal[8, 16]
+ImageScore = Literal["std", "max", "topk_mean"]
 MEMORY_FILL_KEYS = ("coreset_fraction", "layout_stride")  # scoring keys that decide what the memories hold
 SWIN_T = "swin_tiny_patch4_window7_224"
 
@@ -214,6 +215,9 @@ class ScoringConfig:
         sigma: Gaussian smoothing in pixels at 224 px (4 in the paper), scaled with the image size;
             applied identically when the statistics are computed and at test time. 0 disables it.
         image_score: ``std`` of the fused map (paper), ``max``, or ``topk_mean``.
+        global_image_score: calibrated fusion (the fixed one ignores it): ``None`` (the global map
+            counts through the fused map's ``image_score``) or a method: the global map's own image
+            score of that method is a standardised part; the fused map keeps it for localisation.
         top_k_fraction: fraction of the highest pixels averaged by ``topk_mean``.
         map_source: ``estimation`` (global map = Phi_G vs Psi_G, the paper) or ``correspondence``
             (global map = E vs Phi_G, the Fig. 11a ablation).
@@ -238,7 +242,8 @@ class ScoringConfig:
     beta: float = 1.0
     scale_weights: tuple[float, float, float] = (1.0, 3.0, 6.0)
     sigma: float = 4.0
-    image_score: Literal["std", "max", "topk_mean"] = "std"
+    image_score: ImageScore = "std"
+    global_image_score: ImageScore | None = None
     top_k_fraction: float = 0.01
     map_source: Literal["estimation", "correspondence"] = "estimation"
     memory: bool = False

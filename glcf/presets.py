@@ -34,6 +34,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "alpha": 5.0,
             "beta": 1.0,
             "image_score": "max",
+            "global_image_score": "std",
             "fusion": "calibrated",
             "memory": True,
             "position_memory": True,

@@ -37,14 +37,29 @@ def check_literals(obj: Any, path: str = "") -> None:
     """Every ``Literal`` field of dataclass ``obj`` (and of the dataclasses it holds) has a declared value."""
     for f in dataclasses.fields(obj):
         value, where = getattr(obj, f.name), f"{path}.{f.name}" if path else f.name
-        tp = get_type_hints(type(obj))[f.name]
+        tp = _optional_inner(get_type_hints(type(obj))[f.name], value)
         if dataclasses.is_dataclass(value):
             check_literals(value, where)
         elif get_origin(tp) is Literal and value not in get_args(tp):
             fail(where, f"must be one of {', '.join(map(str, get_args(tp)))}; got {value!r}")
 
 
+def _optional_inner(tp: Any, value: Any) -> Any:
+    """``X`` of an ``X | None`` field holding a value (``None`` itself needs no check), else ``tp``."""
+    if get_origin(tp) not in (typing.Union, types.UnionType):
+        return tp
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if value is None and len(args) < len(get_args(tp)):
+        return type(None)
+    return args[0] if len(args) == 1 else tp
+
+
 def _convert(tp: Any, value: Any, path: str) -> Any:
+    inner = _optional_inner(tp, value)
+    if inner is type(None):
+        return None
+    if inner is not tp:
+        return _convert(inner, value, path)
     origin = get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if dataclasses.is_dataclass(value):

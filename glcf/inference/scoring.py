@@ -202,7 +202,15 @@ class AnomalyScorer:
     def part_scores(self, maps: dict[str, Tensor]) -> dict[str, Tensor]:
         """Image score ``[B]`` of every part (what a calibrated fusion standardises)."""
         method, k = self.cfg.image_score, self.cfg.top_k_fraction
-        return {name: p if p.ndim == 1 else image_scores(p, method, k) for name, p in self.part_maps(maps).items()}
+        parts = self._with_extent(self.part_maps(maps))
+        return {name: p if p.ndim == 1 else image_scores(p, method, k) for name, p in parts.items()}
+
+    def _with_extent(self, parts: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``parts`` plus ``global_extent``, the global map's own image score, when one is configured."""
+        method = self.cfg.global_image_score
+        if method is None or self.cfg.fusion != "calibrated":
+            return parts
+        return parts | {"global_extent": image_scores(parts["global"], method, self.cfg.top_k_fraction)}
 
     def _standardised(self, parts: dict[str, Tensor]) -> dict[str, Tensor]:
         missing = sorted(set(parts) - set(self.stats.image))
@@ -216,7 +224,7 @@ class AnomalyScorer:
         method, k = self.cfg.image_score, self.cfg.top_k_fraction
         parts = self.part_maps(maps)
         if self.cfg.fusion == "calibrated":
-            parts = self._standardised(parts)
+            parts = self._standardised(self._with_extent(parts))
             local = parts["local"]
             for name in memory_parts(self.cfg):
                 local = torch.maximum(local, parts[name])
@@ -225,13 +233,16 @@ class AnomalyScorer:
         else:
             local, glob = parts["local"], parts["global"]
             fused = self.cfg.alpha * local + self.cfg.beta * glob
-        local_score, global_score = image_scores(local, method, k), image_scores(glob, method, k)
+        local_score = image_scores(local, method, k)
+        global_score = parts.get("global_extent", image_scores(glob, method, k))
         if "layout" in parts:  # an image-level part of the global branch
             global_score = torch.maximum(global_score, parts["layout"])
         if self.cfg.mode == "local":
             fused, score = local, local_score
         elif self.cfg.mode == "global":
             fused, score = glob, global_score
+        elif "global_extent" in parts:  # the global map counts through its own image score only
+            score = torch.maximum(local_score, global_score)
         else:
             score = image_scores(fused, method, k)
             if self.cfg.fusion == "calibrated":

@@ -79,6 +79,7 @@ def test_training_key_ignores_scoring_only(params_file: Path, tmp_path: Path) ->
         "no_layout_memory",
         "whole_layout",
         "pair_layout",
+        "global_peak",
         "no_position_memory",
     )
     for variant in scoring_only:  # same training, other scoring: the checkpoint is shared

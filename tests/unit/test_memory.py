@@ -267,6 +267,31 @@ def test_calibrated_fusion_is_the_maximum_of_the_standardised_parts() -> None:
         assert abs(float(((value - stats.image[part][0]) / stats.image[part][1]).mean())) < 1e-4, part
 
 
+def test_the_global_map_can_count_by_its_own_extent_score() -> None:
+    """With ``global_image_score``, the global map enters the image score as a part of its own (its
+    std, standardised); the fused map still holds it. One bright pixel moves the map's peak far more
+    than its std, so a single spike on a normal image no longer decides the fused score."""
+    torch.manual_seed(0)
+    cfg = preset("tiny", scoring={**CALIBRATED, "global_image_score": "std"})
+    model = build_glcf(cfg).eval()
+    model.fill_memory([torch.randn(4, 3, 64, 64)])
+    stats = calibrate(model, list(torch.randn(6, 3, 64, 64)), cfg, progress=False).stats
+    assert set(stats.image) == {"local", "global", "memory", "position", "layout", "global_extent"}
+    scorer = AnomalyScorer(cfg.scoring, stats, cfg.image_size)
+    with torch.no_grad():
+        maps = scorer.maps(model(torch.randn(2, 3, 64, 64)))
+        out = scorer.score_maps(maps)
+        z = {k: (v - stats.image[k][0]) / stats.image[k][1] for k, v in scorer.part_scores(maps).items()}
+        spiked = {**maps, "global": maps["global"].clone()}
+        spiked["global"][:, :, 30, 30] += 50.0 * maps["global"].abs().amax()
+        z_spiked = {k: (v - stats.image[k][0]) / stats.image[k][1] for k, v in scorer.part_scores(spiked).items()}
+    torch.testing.assert_close(out.global_score, torch.maximum(z["global_extent"], z["layout"]))
+    torch.testing.assert_close(out.image_score, torch.maximum(out.local_score, out.global_score))
+    assert torch.all(out.anomaly_map >= out.global_map)  # localisation keeps the global map
+    peak_rise, extent_rise = z_spiked["global"] - z["global"], z_spiked["global_extent"] - z["global_extent"]
+    assert torch.all(extent_rise > 0) and torch.all(extent_rise < 0.1 * peak_rise), (extent_rise, peak_rise)
+
+
 def test_memories_need_the_calibrated_fusion() -> None:
     with pytest.raises(ValueError, match=r"scoring.memory: needs fusion: calibrated"):
         preset("tiny", scoring={"memory": True})
