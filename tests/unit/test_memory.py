@@ -289,7 +289,8 @@ def test_the_global_map_can_count_by_its_own_extent_score() -> None:
     torch.testing.assert_close(out.image_score, torch.maximum(out.local_score, out.global_score))
     assert torch.all(out.anomaly_map >= out.global_map)  # localisation keeps the global map
     peak_rise, extent_rise = z_spiked["global"] - z["global"], z_spiked["global_extent"] - z["global_extent"]
-    assert torch.all(extent_rise > 0) and torch.all(extent_rise < 0.1 * peak_rise), (extent_rise, peak_rise)
+    assert torch.all(extent_rise > 0), extent_rise
+    assert torch.all(extent_rise < 0.1 * peak_rise), (extent_rise, peak_rise)
 
 
 def test_memories_need_the_calibrated_fusion() -> None:
