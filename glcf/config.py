@@ -221,20 +221,16 @@ class ScoringConfig:
         top_k_fraction: fraction of the highest pixels averaged by ``topk_mean``.
         map_source: ``estimation`` (global map = Phi_G vs Psi_G, the paper) or ``correspondence``
             (global map = E vs Phi_G, the Fig. 11a ablation).
-        memory: add the patch memory's map (distance to the nearest normal training patch) to the
-            local branch.
+        memory: add the patch memory's map (distance to the nearest normal patch) to the local branch.
         position_memory: add the position memory's map (Mahalanobis distance of each stride-4 patch
             to the normal Gaussian of its position) to the local branch.
-        layout_memory: add the layout memory's image score to the global branch: how far the image's
-            feature map is from the normal training images' maps.
+        layout_memory: add the layout memory's image score (docs/scoring.md) to the global branch.
         layout_match: ``pairs`` (the worst pair of grid cells no training image matches together),
             ``relation`` (the same, less what each cell scores alone) or ``whole`` (nearest map).
         layout_stride: the layout grid: 16 (stride-16 tap) or 8 (stride-8 tap + stride-16 up-sampled).
         coreset_fraction: share of the training patches kept in the patch memory.
-        fusion: ``fixed`` (alpha, beta as in eq. 6) or ``calibrated``: every part (local map, patch
-            memory map, global map, layout score) is put on the scale of its own image scores on the
-            normal held-out images (z-score), and the branches and the fusion take the maximum, so
-            no weight is set by hand.
+        fusion: ``fixed`` (alpha, beta as in eq. 6) or ``calibrated``: every part is z-scored by its
+            own image scores on the normal held-out images and the fusion takes the maximum.
     """
 
     mode: Literal["fused", "local", "global"] = "fused"
