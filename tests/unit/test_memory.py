@@ -13,8 +13,9 @@ from glcf import build_glcf, preset
 from glcf.inference import calibrate
 from glcf.inference.scoring import AnomalyScorer
 from glcf.metrics.threshold import calibrate_threshold
+from glcf.model import memory as memory_module
 from glcf.model.checkpoint import load_trainable_state, trainable_state_dict
-from glcf.model.memory import NormalMemory, greedy_coreset
+from glcf.model.memory import NormalMemory, cell_distances, greedy_coreset, worst_pair
 
 CALIBRATED = {
     "fusion": "calibrated",
@@ -228,6 +229,35 @@ def test_distances_do_not_depend_on_the_batch_or_the_threads() -> None:
         torch.set_num_threads(threads)
     torch.testing.assert_close(torch.cat(alone), together, rtol=1e-6, atol=0)
     torch.testing.assert_close(torch.cat(layout_alone), layout_together, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("relation", [True, False])
+@pytest.mark.parametrize("cells", [1, 2, 7, 30])
+def test_worst_pair_in_blocks_is_the_whole_pair_matrix(
+    monkeypatch: pytest.MonkeyPatch, relation: bool, cells: int
+) -> None:
+    """The blocks of pairs give, bit for bit, the worst pair of the whole [B, N, P, P] matrix, whatever their size."""
+    d = torch.rand(3, 5, cells, generator=torch.Generator().manual_seed(cells)) * 3
+    best = (d[..., :, None] + d[..., None, :]).amin(1)
+    if relation:
+        alone = d.amin(1)
+        best = best - alone[:, :, None] - alone[:, None, :]
+    i, j = torch.triu_indices(cells, cells, 1)
+    want = best[:, i, j].amax(1) if cells > 1 else best[:, 0, 0]
+    for block in (1, 3 * 5 * 4, 1 << 20):  # one cell, two cells and every cell a side
+        monkeypatch.setattr(memory_module, "_PAIR_BLOCK", block)
+        assert torch.equal(worst_pair(d, relation=relation), want)
+
+
+def test_exported_cell_distances_are_the_exact_ones_within_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matrix-product form that the exported graph uses, on large norms with small gaps: centred on
+    the bank's mean, its rounding is that of the gaps, not of the norms (uncentred: 5e-4 relative here)."""
+    gen = torch.Generator().manual_seed(0)
+    bank = torch.randn(20, 16, 12, generator=gen) + 50.0
+    queries = torch.randn(4, 16, 12, generator=gen) + 50.0
+    exact = cell_distances(queries, bank)
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    torch.testing.assert_close(cell_distances(queries, bank), exact, rtol=1e-5, atol=0)
 
 
 def test_memory_banks_survive_the_trainable_state_round_trip() -> None:
