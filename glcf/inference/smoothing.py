@@ -14,6 +14,7 @@ than the map (scipy then keeps reflecting).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -74,6 +75,12 @@ def gaussian_blur(maps: Tensor, sigma: float, truncate: float = 4.0) -> Tensor:
     if sigma == 0 or maps.numel() == 0:
         return maps
     *lead, h, w = maps.shape
+    if torch.compiler.is_exporting():
+        # onnxruntime ran the one-channel convolutions as eight output channels (its blocked layout) and
+        # the padding as gathers: one constant matrix product per axis instead (the same weights)
+        along_h = _constant(_blur_matrix(h, sigma, truncate), maps)
+        along_w = _constant(_blur_matrix(w, sigma, truncate).T, maps)
+        return (along_h @ maps.reshape(-1, h, w) @ along_w).reshape(*lead, h, w)
     kernel = gaussian_kernel1d(sigma, truncate, dtype=maps.dtype).to(maps.device)
     radius = (kernel.numel() - 1) // 2
     x = maps.reshape(-1, 1, h, w)
@@ -82,3 +89,28 @@ def gaussian_blur(maps: Tensor, sigma: float, truncate: float = 4.0) -> Tensor:
     x = x.index_select(3, _symmetric_indices(w, radius, maps.device))
     x = F.conv2d(x, kernel.view(1, 1, 1, -1))  # along W
     return x.reshape(*lead, h, w)
+
+
+def _blur_matrix(n: int, sigma: float, truncate: float) -> np.ndarray:
+    """``[n, n]`` float64: the smoothing of a length-``n`` axis (reflect padding, then the kernel) as a matrix.
+
+    In numpy, as :func:`gaussian_kernel1d` and :func:`_symmetric_indices` compute it: a constant of an
+    exported graph, not traced operations.
+    """
+    radius = gaussian_radius(sigma, truncate)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    phi = np.exp(-0.5 / (float(sigma) ** 2) * x**2)
+    kernel = phi / phi.sum()
+    i = np.arange(-radius, n + radius) % (2 * n)
+    source = np.where(i >= n, 2 * n - 1 - i, i)
+    matrix = np.zeros((n, n))
+    rows = np.arange(n)
+    for t, k in enumerate(kernel):
+        np.add.at(matrix, (rows, source[t : t + n]), k)  # output row o reads padded pixel o + t
+    return matrix
+
+
+def _constant(a: np.ndarray, like: Tensor) -> Tensor:
+    """``a`` with ``like``'s dtype and device, a float32 one converted in numpy (a graph then stores it so)."""
+    a = a.astype(np.float32) if like.dtype == torch.float32 else a
+    return torch.from_numpy(np.ascontiguousarray(a)).to(like.device, like.dtype)

@@ -51,7 +51,12 @@ def random_stats(size: int = 64, cfg: ScoringConfig | None = None) -> NormStats:
 @pytest.mark.parametrize(
     ("h", "w", "sigma"), [(64, 64, scaled_sigma(4, 64)), (224, 224, 4.0), (5, 7, 3.0), (30, 17, 0.6), (1, 9, 2.0)]
 )
-def test_gaussian_blur_equals_scipy(h: int, w: int, sigma: float) -> None:
+@pytest.mark.parametrize("exporting", [False, True])
+def test_gaussian_blur_equals_scipy(
+    monkeypatch: pytest.MonkeyPatch, h: int, w: int, sigma: float, exporting: bool
+) -> None:
+    """In process (padding + separable convolution) and as torch exports it (a matrix product per axis)."""
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: exporting)
     maps = RNG.random((2, 3, h, w))
     ref = np.stack([[gaussian_filter(m, sigma, truncate=4.0, mode="reflect") for m in row] for row in maps])
     out64 = gaussian_blur(torch.from_numpy(maps), sigma).numpy()
