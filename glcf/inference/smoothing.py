@@ -78,8 +78,8 @@ def gaussian_blur(maps: Tensor, sigma: float, truncate: float = 4.0) -> Tensor:
     if torch.compiler.is_exporting():
         # onnxruntime ran the one-channel convolutions as eight output channels (its blocked layout) and
         # the padding as gathers: one constant matrix product per axis instead (the same weights)
-        along_h = torch.from_numpy(_blur_matrix(h, sigma, truncate)).to(maps.device, maps.dtype)
-        along_w = torch.from_numpy(_blur_matrix(w, sigma, truncate).T.copy()).to(maps.device, maps.dtype)
+        along_h = _constant(_blur_matrix(h, sigma, truncate), maps)
+        along_w = _constant(_blur_matrix(w, sigma, truncate).T, maps)
         return (along_h @ maps.reshape(-1, h, w) @ along_w).reshape(*lead, h, w)
     kernel = gaussian_kernel1d(sigma, truncate, dtype=maps.dtype).to(maps.device)
     radius = (kernel.numel() - 1) // 2
@@ -108,3 +108,9 @@ def _blur_matrix(n: int, sigma: float, truncate: float) -> np.ndarray:
     for t, k in enumerate(kernel):
         np.add.at(matrix, (rows, source[t : t + n]), k)  # output row o reads padded pixel o + t
     return matrix
+
+
+def _constant(a: np.ndarray, like: Tensor) -> Tensor:
+    """``a`` with ``like``'s dtype and device, a float32 one converted in numpy (a graph then stores it so)."""
+    a = a.astype(np.float32) if like.dtype == torch.float32 else a
+    return torch.from_numpy(np.ascontiguousarray(a)).to(like.device, like.dtype)
