@@ -55,6 +55,9 @@ _PAIR_BLOCK = 1 << 20  # elements of one [B, rows, cols, N] block of pair sums, 
 _GRAPH_PAIR_BLOCK = 1 << 18  # the same for one image where torch exports (onnxruntime: fastest at 40-50 cells a side)
 LAYOUT_MATCHES: tuple[str, ...] = get_args(LayoutMatch)
 LAYOUT_STRIDES: tuple[int, ...] = get_args(LayoutStride)
+#: The encoder taps (by index) a layout cell holds at each layout stride, finest first: the one table
+#: that both the layout's width (:meth:`NormalMemory.layout_dims`) and its maps follow.
+LAYOUT_TAPS: dict[int, tuple[int, ...]] = {16: (2,), 8: (1, 2)}
 
 
 def greedy_coreset(features: Tensor, size: int, seed: int = 0, proj_dim: int = 128) -> Tensor:
@@ -176,10 +179,11 @@ class NormalMemory(nn.Module):
         self,
         patch_dim: int,
         layout_dim: int,
-        coreset_fraction: float = 0.1,
+        *,
+        coreset_fraction: float,
+        layout_stride: int,
         cells: int = 1,
         position_dim: int = 1,
-        layout_stride: int = 16,
     ) -> None:
         super().__init__()
         if layout_stride not in LAYOUT_STRIDES:
@@ -217,17 +221,16 @@ class NormalMemory(nn.Module):
     @staticmethod
     def layout_dims(channels: tuple[int, ...], image_size: int, stride: int) -> tuple[int, int]:
         """``(channels, cells)`` of a layout map of the encoder taps ``channels`` at ``image_size``."""
-        c = channels[2] if stride == 16 else channels[1] + channels[2]
-        return c, (image_size // stride) ** 2
+        return sum(channels[i] for i in LAYOUT_TAPS[stride]), (image_size // stride) ** 2
 
     def layout_cells(self, taps: list[Tensor]) -> Tensor:
         """``[B, C, P]``: the layout map, one column per grid cell."""
-        coarse = taps[2].float()
-        if self.layout_stride == 16:
-            return coarse.flatten(2)
-        fine = taps[1].float()
-        up = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.cat([fine, up], dim=1).flatten(2)
+        finest, *coarser = (taps[i].float() for i in LAYOUT_TAPS[self.layout_stride])
+        if not coarser:
+            return finest.flatten(2)
+        size = finest.shape[-2:]
+        ups = [F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in coarser]
+        return torch.cat([finest, *ups], dim=1).flatten(2)
 
     def layout_features(self, taps: list[Tensor]) -> Tensor:
         """``[B, C * P]``: the layout map, flattened with its positions."""
@@ -289,7 +292,7 @@ class NormalMemory(nn.Module):
         d = (torch.bmm(y, self.position_precision) * y).sum(-1).clamp_min(0).sqrt()  # [P, B]
         return d.T.reshape(b, 1, h, w)
 
-    def layout_distance(self, taps: list[Tensor], match: str = "relation") -> Tensor:
+    def layout_distance(self, taps: list[Tensor], match: str) -> Tensor:
         """``[B]`` layout score of every image: its worst pair of cells, or its whole-map distance.
 
         ``match`` is a scoring choice (``scoring.layout_match``), not part of the memory: one filled

@@ -95,7 +95,7 @@ class GLCFModel(nn.Module):
         self.memory = NormalMemory(
             c2 + c3,
             layout_channels * cells,
-            config.scoring.coreset_fraction,
+            coreset_fraction=config.scoring.coreset_fraction,
             cells=cells,
             position_dim=c1 + c2,
             layout_stride=stride,

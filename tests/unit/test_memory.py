@@ -15,7 +15,7 @@ from glcf.inference.scoring import AnomalyScorer
 from glcf.metrics.threshold import calibrate_threshold
 from glcf.model import memory as memory_module
 from glcf.model.checkpoint import load_trainable_state, trainable_state_dict
-from glcf.model.memory import NormalMemory, cell_distances, greedy_coreset, worst_pair
+from glcf.model.memory import LAYOUT_STRIDES, LAYOUT_TAPS, NormalMemory, cell_distances, greedy_coreset, worst_pair
 
 CALIBRATED = {
     "fusion": "calibrated",
@@ -50,7 +50,7 @@ def test_layout_memory_flags_a_new_combination_of_normal_halves(match: str) -> N
         return torch.cat([left, right], dim=2)[None]  # [1, C, 4, 4]
 
     normals = [image(left_a, left_a), image(left_b, left_b)]
-    memory = NormalMemory(patch_dim=8, layout_dim=4 * 4 * 4, coreset_fraction=1.0, cells=16)
+    memory = NormalMemory(patch_dim=8, layout_dim=4 * 4 * 4, coreset_fraction=1.0, cells=16, layout_stride=16)
     memory.fill([_taps(x, x) for x in normals])
     assert memory.filled
     assert torch.allclose(memory.cell_scale, torch.full((16,), 2.0))  # nearest other normal: 4 channels of 1
@@ -80,7 +80,7 @@ def test_pairs_see_a_relation_that_the_whole_map_drowns_in_noise() -> None:
     good = torch.cat([image(v, v) for v in (0.0, 1.0) for _ in range(10)])
     bad = torch.cat([image(v, 1.0 - v) for v in (0.0, 1.0) for _ in range(10)])
     scores = {}
-    memory = NormalMemory(patch_dim=16, layout_dim=8 * 36, cells=36)
+    memory = NormalMemory(patch_dim=16, layout_dim=8 * 36, cells=36, coreset_fraction=0.1, layout_stride=16)
     memory.fill([_taps(x, x) for x in train])
     for match in ("pairs", "whole"):
         scores[match] = (
@@ -107,7 +107,7 @@ def test_relation_leaves_a_part_new_on_its_own_to_the_local_branch() -> None:
         return x
 
     train = [image(v, v) for v in (0.0, 1.0) for _ in range(20)]
-    memory = NormalMemory(patch_dim=16, layout_dim=8 * 36, cells=36)
+    memory = NormalMemory(patch_dim=16, layout_dim=8 * 36, cells=36, coreset_fraction=0.1, layout_stride=16)
     memory.fill([_taps(x, x) for x in train])
     stained, broken = image(1.0, 1.0, stain=True), image(1.0, 0.0)
     pairs = [float(memory.layout_distance(_taps(x, x), "pairs")[0]) for x in (stained, broken)]
@@ -131,15 +131,19 @@ def test_a_stride_8_layout_sees_parts_the_stride_16_grid_averages_away() -> None
     train = [fine(v, v) for v in (0.0, 1.0) for _ in range(20)]
     scores = {}
     for stride, (channels, cells) in ((16, (2, 16)), (8, (6, 64))):
-        memory = NormalMemory(patch_dim=6, layout_dim=channels * cells, cells=cells, layout_stride=stride)
+        memory = NormalMemory(
+            patch_dim=6, layout_dim=channels * cells, cells=cells, layout_stride=stride, coreset_fraction=0.1
+        )
         memory.fill([_taps(x, coarse) for x in train])
-        good, bad = (memory.layout_distance(_taps(fine(*ab), coarse)) for ab in ((1.0, 1.0), (1.0, 0.0)))
+        good, bad = (memory.layout_distance(_taps(fine(*ab), coarse), "relation") for ab in ((1.0, 1.0), (1.0, 0.0)))
         scores[stride] = float(bad[0]) - float(good[0])
     assert scores[16] == pytest.approx(0.0, abs=1e-6)
     assert scores[8] > 1.0
     assert NormalMemory.layout_dims((4, 6, 2, 8), 64, 8) == (8, 64)
+    assert NormalMemory.layout_dims((4, 6, 2, 8), 64, 16) == (2, 16)
+    assert set(LAYOUT_TAPS) == set(LAYOUT_STRIDES)  # every allowed stride says which taps it holds
     with pytest.raises(ValueError, match=r"layout_stride: must be one of \(8, 16\), got 4"):
-        NormalMemory(patch_dim=6, layout_dim=6, layout_stride=4)
+        NormalMemory(patch_dim=6, layout_dim=6, layout_stride=4, coreset_fraction=0.1)
     with pytest.raises(ValueError, match=r"scoring.layout_stride: must be one of 8, 16; got 4"):
         preset("tiny", scoring={"layout_stride": 4})
 
@@ -147,7 +151,7 @@ def test_a_stride_8_layout_sees_parts_the_stride_16_grid_averages_away() -> None
 def test_position_memory_is_the_mahalanobis_distance_to_each_positions_gaussian() -> None:
     gen = torch.Generator().manual_seed(0)
     train = [torch.randn(10, 3, 2, 2, generator=gen) * torch.tensor([1.0, 2.0, 0.5])[:, None, None] for _ in range(4)]
-    memory = NormalMemory(patch_dim=6, layout_dim=3, cells=1, position_dim=4)
+    memory = NormalMemory(patch_dim=6, layout_dim=3, cells=1, position_dim=4, coreset_fraction=0.1, layout_stride=16)
     memory.fill([_taps(t, F.avg_pool2d(t, 2)) for t in train])
     query = torch.randn(2, 3, 2, 2, generator=gen)
     got = memory.position_distance(_taps(query, F.avg_pool2d(query, 2)))  # [2, 1, 4, 4]
@@ -176,7 +180,9 @@ def test_position_memory_sees_a_value_normal_elsewhere_but_not_at_its_place() ->
         return x
 
     train = [image() for _ in range(40)]
-    memory = NormalMemory(patch_dim=8, layout_dim=4 * 16, coreset_fraction=1.0, cells=16, position_dim=5)
+    memory = NormalMemory(
+        patch_dim=8, layout_dim=4 * 16, coreset_fraction=1.0, cells=16, position_dim=5, layout_stride=16
+    )
     memory.fill([_taps(x, F.avg_pool2d(x, 2)) for x in train])
     good, bad = image(), image(bright_left=True)
     pos = [float(memory.position_distance(_taps(x, F.avg_pool2d(x, 2))).amax()) for x in (good, bad)]
@@ -203,7 +209,7 @@ def test_layout_match_is_a_scoring_choice_of_a_loaded_model() -> None:
 
 def test_an_unknown_layout_match_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"layout_match: must be one of relation, pairs, whole, got 'triples'"):
-        NormalMemory(patch_dim=8, layout_dim=8).layout_distance(
+        NormalMemory(patch_dim=8, layout_dim=8, coreset_fraction=0.1, layout_stride=16).layout_distance(
             _taps(torch.zeros(1, 4, 2, 2), torch.zeros(1, 2, 1, 1)), "triples"
         )
     with pytest.raises(ValueError, match=r"scoring.layout_match"):
@@ -214,7 +220,7 @@ def test_distances_do_not_depend_on_the_batch_or_the_threads() -> None:
     """An image scores the same alone and among others, with one thread or two (served vs evaluated)."""
     gen = torch.Generator().manual_seed(0)
     train = [torch.randn(4, 40, 16, 16, generator=gen) + 50.0 for _ in range(3)]  # large norms, small gaps
-    memory = NormalMemory(patch_dim=80, layout_dim=40 * 8 * 8, coreset_fraction=0.5)
+    memory = NormalMemory(patch_dim=80, layout_dim=40 * 8 * 8, coreset_fraction=0.5, layout_stride=16)
     memory.fill([_taps(t, F.avg_pool2d(t, 2)) for t in train])
     batch = torch.randn(8, 40, 16, 16, generator=gen) + 50.0
     taps = _taps(batch, F.avg_pool2d(batch, 2))
@@ -222,9 +228,11 @@ def test_distances_do_not_depend_on_the_batch_or_the_threads() -> None:
     try:
         torch.set_num_threads(1)
         alone = [memory.patch_distance(_taps(batch[i : i + 1], taps[2][i : i + 1])) for i in range(8)]
-        layout_alone = [memory.layout_distance(_taps(batch[i : i + 1], taps[2][i : i + 1])) for i in range(8)]
+        layout_alone = [
+            memory.layout_distance(_taps(batch[i : i + 1], taps[2][i : i + 1]), "relation") for i in range(8)
+        ]
         torch.set_num_threads(2)
-        together, layout_together = memory.patch_distance(taps), memory.layout_distance(taps)
+        together, layout_together = memory.patch_distance(taps), memory.layout_distance(taps, "relation")
     finally:
         torch.set_num_threads(threads)
     torch.testing.assert_close(torch.cat(alone), together, rtol=1e-6, atol=0)
