@@ -2,9 +2,7 @@
 
 Every value of the paper (Yao et al., arXiv 2303.05768) and of the authors' code lives here once.
 Configurations are frozen dataclasses: ``from_dict`` rejects unknown keys and every check raises a
-``ValueError`` that names the dotted field, so that ``params.yaml`` mistakes are reported precisely.
-
-The named presets are in :mod:`glcf.presets`; the conversion from mappings in :mod:`glcf.typed`.
+``ValueError`` that names the dotted field. Presets: :mod:`glcf.presets`; conversion: :mod:`glcf.typed`.
 """
 
 from __future__ import annotations
