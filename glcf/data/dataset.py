@@ -12,7 +12,6 @@ from glcf.data.images import load_image
 from glcf.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, resize_rgb
 from glcf.data.types import Sample
 
-
 __all__ = ["ImageDataset"]
 
 
@@ -30,7 +29,8 @@ class ImageDataset(Dataset):
         cache: keep each decoded, resized ``uint8`` image in memory after its first use
             (``3 * S * S`` bytes per image: 150 KB at 224 px), which spares the PNG decoding and
             resizing in every later epoch. Each data-loader worker process holds its own cache, so
-            use it with ``num_workers=0``, or call ``preload()`` first (``glcf.training.engine.fit`` does when it uses workers).
+            use it with ``num_workers=0``, or call ``preload()`` first (``glcf.training.engine.fit``
+            does when it uses workers).
     """
 
     def __init__(

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from glcf.data.images import RESAMPLE, load_image, resize_rgb  # resize_rgb: torch-free, for the exported path
 from glcf.data.types import Sample
-
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RESAMPLE", "normalize", "preprocess", "resize_rgb"]
 
