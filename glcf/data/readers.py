@@ -1,9 +1,10 @@
-"""One entry point for every supported layout: ``read_category(root, category, format)`` (issue 3)."""
+"""One entry point for every supported layout: ``read_category(root, category, format)``."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal, get_args
 
 from glcf.data.folder import read_folder
 from glcf.data.images import CheckLevel
@@ -13,9 +14,10 @@ from glcf.data.types import CategoryData
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FORMATS", "read_category"]
+__all__ = ["FORMATS", "DataFormat", "read_category"]
 
-FORMATS = ("mvtec", "loco", "folder")
+DataFormat = Literal["mvtec", "loco", "folder"]
+FORMATS: tuple[str, ...] = get_args(DataFormat)
 
 
 def read_category(

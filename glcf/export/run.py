@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from glcf.data.images import resize_rgb
+from glcf.export.formats import FORMAT_OF_SUFFIX
 from glcf.serving.detection import Detection, detect
 
 __all__ = ["INPUT_NAME", "METADATA_KEY", "OUTPUT_NAMES", "ExportedDetector", "read_metadata"]
@@ -23,11 +24,10 @@ __all__ = ["INPUT_NAME", "METADATA_KEY", "OUTPUT_NAMES", "ExportedDetector", "re
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("image_score", "anomaly_map", "local_score", "global_score")
 METADATA_KEY = "glcf"  # one JSON object of strings: threshold, image_size, scoring, category, version...
-FORMATS = {".onnx": "onnx", ".xml": "openvino"}
 
 
 def _format(path: Path) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
+    fmt = FORMAT_OF_SUFFIX.get(path.suffix.lower())
     if fmt is None:
         msg = f"{path}: not an exported model (expected a .onnx file or an OpenVINO .xml)"
         raise ValueError(msg)

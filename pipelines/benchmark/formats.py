@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from glcf.export.formats import EXPORT_FORMATS
+
 logger = logging.getLogger(__name__)
 
 EXPERIMENT = "glcf-benchmark-formats"
-FORMATS = ("torch", "onnx", "openvino")
+FORMATS = ("torch", *EXPORT_FORMATS)
 
 
 @dataclass
