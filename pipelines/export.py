@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glcf.export.formats import FORMAT_SUFFIX
+
 logger = logging.getLogger(__name__)
 
-FORMAT_SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}
 EXPORT_DIR = "export"  # artifact folder of the registering run
 
 
@@ -140,13 +141,17 @@ def log_export(run_id: str, path: Path) -> None:
             client.log_artifact(run_id, str(named), EXPORT_DIR)
 
 
-def cache_dir(model_name: str, version: str) -> Path:
-    """Where exported files of a registered version are kept (``GLCF_CACHE``, else ``~/.cache/glcf``)."""
+def cache_dir(model_name: str, version: str, run_id: str) -> Path:
+    """Where exported files of a registered version are kept (``GLCF_CACHE``, else ``~/.cache/glcf``).
+
+    Keyed by the tracking store, the model, the version and the run that registered it: a store
+    that is rebuilt from scratch numbers its versions from 1 again.
+    """
     import mlflow
 
     store = hashlib.sha256(mlflow.get_tracking_uri().encode()).hexdigest()[:12]
     root = Path(os.environ.get("GLCF_CACHE") or Path.home() / ".cache" / "glcf")
-    return root / store / model_name / str(version)
+    return root / store / model_name / f"{version}-{run_id}"
 
 
 def registered_export(model_name: str, version: str, fmt: str) -> Path:
@@ -157,12 +162,12 @@ def registered_export(model_name: str, version: str, fmt: str) -> Path:
     from pipelines import registry
 
     name = "model" + FORMAT_SUFFIX[fmt]
-    cached = cache_dir(model_name, version) / name
+    info = registry.get_version(model_name, version)
+    run_id = info.tags.get("glcf.run_id") or info.run_id
+    cached = cache_dir(model_name, version, run_id) / name
     if all(f.is_file() for f in files_of(cached)):
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
-    info = registry.get_version(model_name, version)
-    run_id = info.tags.get("glcf.run_id") or info.run_id
     with tempfile.TemporaryDirectory(prefix="glcf-export-", dir=cached.parent) as tmp:
         try:
             for f in files_of(cached):

@@ -33,6 +33,8 @@ from pydantic import (
 )
 
 from glcf.config import GLCFConfig, config_from_dict, config_to_dict
+from glcf.data.readers import DataFormat
+from glcf.export.formats import ExportFormat
 from glcf.metrics.threshold import Method
 from glcf.presets import preset
 from glcf.serving.requests import DEFAULT_LIMITS
@@ -103,7 +105,7 @@ class DataParams(Section):
     """
 
     root: Annotated[StrictStr, Field(min_length=1)] | None = None
-    format: Literal["loco", "mvtec", "folder"] = "loco"
+    format: DataFormat = "loco"
     categories: Annotated[tuple[Name, ...], AfterValidator(_categories)] = ()
     holdout_fraction: Annotated[StrictFloat, Field(gt=0, lt=1)] = 0.15
     split_seed: Count = 0
@@ -177,6 +179,8 @@ class RegisterParams(Section):
         review_timeout_s: how long a paused Prefect flow run waits for the decision before the
             review expires (the champion stays).
         review_gallery: test images in the review's gallery of disagreements (0: no gallery).
+        export_formats: also export the registered version as these files (``onnx``, ``openvino``)
+            and log them with it (``export/model.onnx``, ...), so that it ships in every format.
     """
 
     model_name_prefix: Name = "glcf"
@@ -189,6 +193,7 @@ class RegisterParams(Section):
     approval: Literal["auto", "manual"] = "auto"
     review_timeout_s: Positive = 86400
     review_gallery: Count = 8
+    export_formats: list[ExportFormat] = Field(default_factory=list)
 
     @property
     def gated_metrics(self) -> tuple[str, ...]:

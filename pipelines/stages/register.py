@@ -112,6 +112,7 @@ def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool
         )
         registry.set_alias(name, registry.CHALLENGER, version)
         run_id = run.info.run_id
+    exports = _export_version(name, version, params.register.export_formats)
     record = {
         "model_name": name,
         "version": version,
@@ -121,10 +122,23 @@ def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool
         "test_split_hash": split_hash,
         "metrics": summary,
         "git_dirty": dirty,
+        "exports": exports,
     }
     write_json(paths.registration, record)
     logger.info("%s: registered version %s as @%s", name, version, registry.CHALLENGER)
+    if exports:
+        logger.info("%s: version %s logged with %s", name, version, ", ".join(exports))
     return RegisterResult(name, version, record["model_uri"], run_id)
+
+
+def _export_version(name: str, version: str, formats: list[str]) -> list[str]:
+    """Export the registered version in each of ``formats`` and log the files with it; their artifact paths."""
+    from pipelines.export import EXPORT_DIR, files_of, registered_export
+
+    paths = []
+    for fmt in dict.fromkeys(formats):
+        paths += [f"{EXPORT_DIR}/{f.name}" for f in files_of(registered_export(name, version, fmt))]
+    return paths
 
 
 def _log_served_model(

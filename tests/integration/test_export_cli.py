@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -66,3 +67,29 @@ def test_export_runs_alone_and_predicts_as_the_registered_model(tiny_project: Ti
     both = tiny_project.run("glcf", "export", "--out", str(out), check=False)
     assert both.returncode == 2
     assert "give either --model-dir or --category" in both.stderr
+
+
+def test_the_register_stage_ships_each_new_version_as_onnx(tiny_project: TinyProject, tmp_path: Path) -> None:
+    """``register.export_formats``: the new version carries its ONNX file, which the onnx backend serves."""
+    project = tiny_project.clone(tmp_path / "project")
+    project.set_params({"register.export_formats": ["onnx"]})
+    proc = project.run("dvc", "repro")
+    ran = re.findall(r"Running stage '([^']+)'", proc.stdout)
+    assert ran == [f"{stage}@{CATEGORY}" for stage in ("data", "register", "promote")]
+    record = json.loads((project.root / "reports" / CATEGORY / "registration.json").read_text())
+    assert record["exports"] == ["export/model.onnx"]
+    assert f"version {record['version']} logged with export/model.onnx" in proc.stdout + proc.stderr
+    logged = project.client().list_artifacts(record["run_id"], "export")
+    assert [(a.path, a.file_size > 0) for a in logged] == [("export/model.onnx", True)]
+
+    test = project.root / "data" / "raw" / CATEGORY / "test"
+    files = [str(p) for p in sorted(test.glob("*/*.png"))[:4]]
+    predict = ("glcf", "predict", "--category", CATEGORY, "--alias", "challenger", "--json", *files)
+    cache = tmp_path / "cache"
+    exported = _records(project.run(*predict, "--backend", "onnx", GLCF_CACHE=str(cache)).stdout)
+    registered = _records(project.run(*predict).stdout)
+    assert [r["model_version"] for r in exported] == [record["version"]] * len(files)
+    for got, want in zip(exported, registered, strict=True):
+        assert got["score"] == pytest.approx(want["score"], rel=1e-4, abs=1e-4)
+        assert got["is_anomaly"] == want["is_anomaly"]
+    assert [p.name for p in cache.rglob("model.onnx")] == ["model.onnx"]

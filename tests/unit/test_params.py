@@ -103,6 +103,10 @@ def test_unknown_category_is_an_error(tmp_path: Path) -> None:
         ({"serve": {"max_batch": True}}, "serve.max_batch: must be an integer, got True"),
         ({"register": {"floors": [0.9]}}, "register.floors: must be a mapping, got list"),
         ({"register": {"min_improvement": -1}}, "register.min_improvement: must be >= 0, got -1"),
+        (
+            {"register": {"export_formats": ["onnx", "tflite"]}},
+            "register.export_formats[1]: must be one of onnx, openvino; got 'tflite'",
+        ),
         ({"evaluate": {"max_fpr_limits": [0.1, 2]}}, "evaluate.max_fpr_limits[1]: must be <= 1, got 2"),
         ({"calibrate": {"threshold": {"k": float("nan")}}}, "calibrate.threshold.k: must be a finite number, got nan"),
         (
