@@ -297,11 +297,15 @@ def _per_image_rows(
     extra_scores: dict[str, Sequence[float]] | None,
     thr: float | None,
 ) -> list[dict[str, Any]]:
-    """One CSV row per test image: path, label, type, defect, score, map max, extra scores, decision."""
+    """One CSV row per test image: path, label, type, defect, score, map max, extra scores, decision.
+
+    The path is relative to the dataset root, so that the file is the same in every clone.
+    """
     map_max = [float(m.max()) for m in full] if full else None
     rows = []
     for i, s in enumerate(data.test):
-        row: dict[str, Any] = {"path": str(s.path), "label": s.label, "type": s.anomaly_type, "defect": defects[i]}
+        path = s.path.relative_to(data.root).as_posix() if s.path.is_relative_to(data.root) else str(s.path)
+        row: dict[str, Any] = {"path": path, "label": s.label, "type": s.anomaly_type, "defect": defects[i]}
         row["score"] = float(scores[i])
         if map_max is not None:
             row["map_max"] = map_max[i]

@@ -143,7 +143,9 @@ def test_evaluate_command_with_tiny_checkpoint_and_full_export(tmp_path):
     assert 0.0 <= m["pixel_auroc"] <= 1.0
     assert "image_auroc_local" in m
     assert "image_auroc_map_max" in m
-    assert len((tmp_path / "r1" / "per_image.csv").read_text().splitlines()) == 7
+    rows = (tmp_path / "r1" / "per_image.csv").read_text().splitlines()
+    assert len(rows) == 7
+    assert rows[1].startswith("box/test/")  # relative to the dataset root: the same file in every clone
     assert {p.name for p in (tmp_path / "r1" / "plots").iterdir()} == {
         "roc.png",
         "score_histogram.png",
