@@ -3,17 +3,19 @@
 Sources: the pipeline output folder ``models/<category>`` (``model.pt`` and ``calibration.json``,
 scored with the scoring settings the calibration was made with) or a registered version (its
 ``bundle.pt``). The graph is :class:`glcf.export.DetectorGraph`; an export of a registered version
-is logged as an artifact (``export/<file>``) of the run that registered it, so the version carries
+is logged as an artifact (``export/v<N>/<file>``) of the run that registered it, so the version carries
 its files in every format, and the files are kept in a local cache keyed by the version.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,8 +131,17 @@ def files_of(path: Path) -> list[Path]:
     return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
 
 
-def log_export(run_id: str, path: Path) -> None:
-    """Log the exported files as artifacts ``export/model.<suffix>`` of ``run_id`` (whatever their local name)."""
+def artifact_dir(version: str) -> str:
+    """A version's folder of exported files in the run that registered it, ``export/v<N>``.
+
+    One folder per version: every version registered from one training (a new calibration, other
+    scoring settings) is registered in that training's run.
+    """
+    return f"{EXPORT_DIR}/v{version}"
+
+
+def log_export(run_id: str, path: Path, version: str) -> None:
+    """Log the exported files as artifacts ``export/v<N>/model.<suffix>`` of ``run_id`` (whatever their local name)."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
@@ -138,7 +149,14 @@ def log_export(run_id: str, path: Path) -> None:
         for f in files_of(path):
             named = Path(tmp) / ("model" + f.suffix)
             shutil.copyfile(f, named)
-            client.log_artifact(run_id, str(named), EXPORT_DIR)
+            client.log_artifact(run_id, str(named), artifact_dir(version))
+
+
+def missing_modules(formats: Sequence[str]) -> list[str]:
+    """The modules that exporting to ``formats`` needs and this environment lacks (the optional extra ``export``)."""
+    needed = ["onnx", "onnxscript", "onnxruntime"] if formats else []
+    needed += ["openvino"] if "openvino" in formats else []
+    return [name for name in needed if importlib.util.find_spec(name) is None]
 
 
 def cache_dir(model_name: str, version: str, run_id: str) -> Path:
@@ -172,7 +190,7 @@ def registered_export(model_name: str, version: str, fmt: str) -> Path:
         try:
             for f in files_of(cached):
                 got = mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=f"{EXPORT_DIR}/{f.name}", dst_path=tmp
+                    run_id=run_id, artifact_path=f"{artifact_dir(version)}/{f.name}", dst_path=tmp
                 )
                 shutil.move(got, f)
             logger.info("%s v%s: %s from the run's artifacts", model_name, version, name)
@@ -181,7 +199,7 @@ def registered_export(model_name: str, version: str, fmt: str) -> Path:
             source = source_from_registry(model_name, version, Path(tmp))
             written = export_file(source, fmt, Path(tmp) / name)
             if source.run_id:
-                log_export(source.run_id, written)
+                log_export(source.run_id, written, version)
             for f in files_of(written):
                 shutil.move(f, cached.parent / f.name)
     logger.info("%s v%s: exported %s and logged it with the version", model_name, version, name)

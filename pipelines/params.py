@@ -193,7 +193,7 @@ class RegisterParams(Section):
     approval: Literal["auto", "manual"] = "auto"
     review_timeout_s: Positive = 86400
     review_gallery: Count = 8
-    export_formats: list[ExportFormat] = Field(default_factory=list)
+    export_formats: tuple[ExportFormat, ...] = ()
 
     @property
     def gated_metrics(self) -> tuple[str, ...]:

@@ -62,7 +62,7 @@ def _field(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> tuple[t
     """The model that holds the last key of ``loc`` and that key's annotation (``None`` when not a field)."""
     annotation: Any = None
     for i, part in enumerate(loc):
-        if isinstance(part, int) and get_origin(annotation) is list:  # an item of a list field
+        if isinstance(part, int) and get_origin(annotation) in (list, tuple):  # an item of a sequence field
             annotation = get_args(annotation)[0]
             continue
         keys = _keys(model) if model is not None else {}

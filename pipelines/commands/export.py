@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from glcf.export.formats import EXPORT_FORMATS
+
 
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="output file: .onnx (onnx) or .xml (openvino)")],
@@ -35,10 +37,17 @@ def export(
     if model_dir is not None and (alias is not None or version is not None):
         log_.error("export: --alias and --version choose a registered version: use them with --category")
         raise typer.Exit(2)
-    if fmt not in ("onnx", "openvino"):
-        log_.error("export: --format must be onnx or openvino, got %r", fmt)
+    if fmt not in EXPORT_FORMATS:
+        log_.error("export: --format must be one of %s, got %r", ", ".join(EXPORT_FORMATS), fmt)
         raise typer.Exit(2)
-    from pipelines.export import export_file, log_export, resolve_version, source_from_dir, source_from_registry
+    from pipelines.export import (
+        artifact_dir,
+        export_file,
+        log_export,
+        resolve_version,
+        source_from_dir,
+        source_from_registry,
+    )
 
     try:
         if model_dir is not None:
@@ -63,8 +72,8 @@ def export(
         log_.error("export: %s", exc)
         raise typer.Exit(2) from None
     if category is not None and log and source.run_id:
-        log_export(source.run_id, written)
-        log_.info("export: logged %s with run %s (artifacts export/)", written.name, source.run_id)
+        log_export(source.run_id, written, number)
+        log_.info("export: logged %s with run %s (artifacts %s/)", written.name, source.run_id, artifact_dir(number))
     typer.echo(str(written))
 
 

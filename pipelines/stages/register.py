@@ -82,6 +82,7 @@ def input_example(image_path: Path) -> Any:
 def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool = True) -> RegisterResult:
     from pipelines import tracking
 
+    _check_export_modules(params.register.export_formats)  # before anything is registered
     data, manifest = load_prepared(params, paths)
     calibration = read_json(paths.calibration, "calibration (run the calibrate stage first)")
     summary = numeric_summary(read_json(paths.metrics, "metrics (run the evaluate stage first)"))
@@ -131,13 +132,25 @@ def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool
     return RegisterResult(name, version, record["model_uri"], run_id)
 
 
-def _export_version(name: str, version: str, formats: list[str]) -> list[str]:
+def _check_export_modules(formats: tuple[str, ...]) -> None:
+    from pipelines.export import missing_modules
+
+    missing = missing_modules(formats)
+    if missing:
+        msg = (
+            f"register.export_formats: {', '.join(formats)} needs the optional extra 'export' "
+            f"(missing: {', '.join(missing)}); install it or leave the list empty"
+        )
+        raise ValueError(msg)
+
+
+def _export_version(name: str, version: str, formats: tuple[str, ...]) -> list[str]:
     """Export the registered version in each of ``formats`` and log the files with it; their artifact paths."""
-    from pipelines.export import EXPORT_DIR, files_of, registered_export
+    from pipelines.export import artifact_dir, files_of, registered_export
 
     paths = []
     for fmt in dict.fromkeys(formats):
-        paths += [f"{EXPORT_DIR}/{f.name}" for f in files_of(registered_export(name, version, fmt))]
+        paths += [f"{artifact_dir(version)}/{f.name}" for f in files_of(registered_export(name, version, fmt))]
     return paths
 
 

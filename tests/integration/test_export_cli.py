@@ -70,26 +70,33 @@ def test_export_runs_alone_and_predicts_as_the_registered_model(tiny_project: Ti
 
 
 def test_the_register_stage_ships_each_new_version_as_onnx(tiny_project: TinyProject, tmp_path: Path) -> None:
-    """``register.export_formats``: the new version carries its ONNX file, which the onnx backend serves."""
+    """``register.export_formats``: the new version carries its own ONNX file, which the onnx backend serves.
+
+    Version 1 is exported first: version 2 is registered in the same training run, and must not be
+    given version 1's file.
+    """
     project = tiny_project.clone(tmp_path / "project")
+    cache = {"GLCF_CACHE": str(tmp_path / "cache")}
+    project.run("glcf", "export", "--category", CATEGORY, "--version", "1", "--out", str(tmp_path / "v1.onnx"))
     project.set_params({"register.export_formats": ["onnx"]})
-    proc = project.run("dvc", "repro")
+    proc = project.run("dvc", "repro", **cache)
     ran = re.findall(r"Running stage '([^']+)'", proc.stdout)
     assert ran == [f"{stage}@{CATEGORY}" for stage in ("data", "register", "promote")]
     record = json.loads((project.root / "reports" / CATEGORY / "registration.json").read_text())
-    assert record["exports"] == ["export/model.onnx"]
-    assert f"version {record['version']} logged with export/model.onnx" in proc.stdout + proc.stderr
-    logged = project.client().list_artifacts(record["run_id"], "export")
-    assert [(a.path, a.file_size > 0) for a in logged] == [("export/model.onnx", True)]
+    version = record["version"]
+    assert version == "2"
+    assert record["exports"] == [f"export/v{version}/model.onnx"]
+    assert f"version {version} logged with export/v{version}/model.onnx" in proc.stdout + proc.stderr
+    logged = project.client().list_artifacts(record["run_id"], f"export/v{version}")
+    assert [(a.path, a.file_size > 0) for a in logged] == [(f"export/v{version}/model.onnx", True)]
 
     test = project.root / "data" / "raw" / CATEGORY / "test"
     files = [str(p) for p in sorted(test.glob("*/*.png"))[:4]]
     predict = ("glcf", "predict", "--category", CATEGORY, "--alias", "challenger", "--json", *files)
-    cache = tmp_path / "cache"
-    exported = _records(project.run(*predict, "--backend", "onnx", GLCF_CACHE=str(cache)).stdout)
+    exported = _records(project.run(*predict, "--backend", "onnx", **cache).stdout)
     registered = _records(project.run(*predict).stdout)
-    assert [r["model_version"] for r in exported] == [record["version"]] * len(files)
+    assert [r["model_version"] for r in exported] == [version] * len(files)  # from the file's own metadata
     for got, want in zip(exported, registered, strict=True):
         assert got["score"] == pytest.approx(want["score"], rel=1e-4, abs=1e-4)
         assert got["is_anomaly"] == want["is_anomaly"]
-    assert [p.name for p in cache.rglob("model.onnx")] == ["model.onnx"]
+    assert len(list((tmp_path / "cache").rglob("model.onnx"))) == 1

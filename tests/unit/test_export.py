@@ -200,3 +200,25 @@ def test_the_exported_path_imports_neither_torch_nor_mlflow(exported: dict) -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_register_stage_refuses_a_format_it_cannot_export_before_registering(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without the ``export`` extra, the stage fails in one line before it reads or registers anything."""
+    import importlib.util
+
+    from pipelines.params import parse_params
+    from pipelines.stages.register import run_register
+
+    find_spec = importlib.util.find_spec
+
+    def without_openvino(name: str, *args: object) -> object:
+        return None if name == "openvino" else find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_openvino)
+    params = parse_params({"data": {"categories": ["a"]}, "register": {"export_formats": ["onnx", "openvino"]}})
+    wanted = r"register.export_formats: onnx, openvino needs the optional extra 'export' \(missing: openvino\)"
+    with pytest.raises(ValueError, match=wanted):
+        run_register(params, params.category_paths("a", tmp_path))
+    assert list(tmp_path.iterdir()) == []  # no file read or written: the prepared data does not even exist
