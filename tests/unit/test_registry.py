@@ -4,7 +4,6 @@ from its source run, its tags are what a reviewer filters on."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,16 +23,6 @@ EVALUATION = {  # what the evaluate stage logs: the summary of metrics.json, no 
     "false_alarm_rate_good": 0.03,
 }
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    uri = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        yield uri
 
 
 def category_run(evaluation: dict[str, float], split: str = SPLIT) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +18,6 @@ from pipelines.review import decisions, history
 from pipelines.review.compare import Scored, changes_markdown, disagreements, errors
 
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    uri = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        yield uri
 
 
 def model(store: str, versions: int, tmp_path: Path) -> str:
