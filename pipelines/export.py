@@ -89,7 +89,7 @@ def source_from_registry(model_name: str, version: str, dst: Path) -> ExportSour
         "model_name": model_name,
         "version": str(version),
     }
-    run_id = info.tags.get("glcf.run_id") or info.run_id
+    run_id = info.registering_run
     scorer = AnomalyScorer(full.config.scoring, full.stats, full.config.image_size)
     return ExportSource(full.model.eval(), scorer, float(full.threshold), meta, run_id)
 
@@ -181,7 +181,7 @@ def registered_export(model_name: str, version: str, fmt: str) -> Path:
 
     name = "model" + FORMAT_SUFFIX[fmt]
     info = registry.get_version(model_name, version)
-    run_id = info.tags.get("glcf.run_id") or info.run_id
+    run_id = info.registering_run
     cached = cache_dir(model_name, version, run_id) / name
     if all(f.is_file() for f in files_of(cached)):
         return cached

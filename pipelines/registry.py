@@ -34,6 +34,7 @@ CHALLENGER = "challenger"
 CHAMPION = "champion"
 METRIC_TAG_PREFIX = "metric."
 SPLIT_TAG = "glcf.test_split_hash"
+RUN_TAG = "glcf.run_id"  # the run the register stage logged the version in
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class VersionInfo:
     metrics: dict[str, float]
     split_hash: str | None
     tags: dict[str, str]
+
+    @property
+    def registering_run(self) -> str | None:
+        """The run the register stage logged this version in (its tag), else the version's source run."""
+        return self.tags.get(RUN_TAG) or self.run_id
 
 
 def _run_metrics(name: str, version: str, run_id: str | None) -> tuple[dict[str, float], str | None]:

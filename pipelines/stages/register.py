@@ -104,7 +104,7 @@ def run_register(params: PipelineParams, paths: CategoryPaths, *, progress: bool
                 **registry.metric_tags(summary, split_hash, params.register.gated_metrics),
                 "glcf.category": paths.category,
                 "glcf.train_id": run_info["train_id"],
-                "glcf.run_id": run.info.run_id,
+                registry.RUN_TAG: run.info.run_id,
                 "glcf.data_hash": manifest["hashes"]["data"],
                 "glcf.variant": params.register.variant,
                 "glcf.threshold": repr(float(calibration["threshold"]["value"])),
