@@ -35,7 +35,7 @@ LAYOUTS: tuple[str, ...] = get_args(Layout)
 LayoutMatch = Literal["relation", "pairs", "whole"]
 LayoutStride = Literal[8, 16]
 ImageScore = Literal["std", "max", "topk_mean"]
-MEMORY_FILL_KEYS = ("coreset_fraction", "layout_stride")  # scoring keys that decide what the memories hold
+MEMORY_FILL_KEYS = ("coreset_fraction", "layout_stride", "layout_multiscale")  # what the memories hold
 SWIN_T = "swin_tiny_patch4_window7_224"
 
 
@@ -226,6 +226,7 @@ class ScoringConfig:
         layout_match: ``pairs`` (the worst pair of grid cells no training image matches together),
             ``relation`` (the same, less what each cell scores alone) or ``whole`` (nearest map).
         layout_stride: the layout grid: 16 (stride-16 tap) or 8 (stride-8 tap + stride-16 up-sampled).
+        layout_multiscale: at stride 8, a grid per tap (stride 8, 16), a part each (``layout``, ``layout_coarse``).
         coreset_fraction: share of the training patches kept in the patch memory.
         fusion: ``fixed`` (alpha, beta as in eq. 6) or ``calibrated``: every part is z-scored by its
             own image scores on the normal held-out images and the fusion takes the maximum.
@@ -245,6 +246,7 @@ class ScoringConfig:
     layout_memory: bool = False
     layout_match: LayoutMatch = "relation"
     layout_stride: LayoutStride = 8
+    layout_multiscale: bool = False
     coreset_fraction: float = 0.1
     fusion: Literal["fixed", "calibrated"] = "fixed"
 

@@ -39,6 +39,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "memory": True,
             "position_memory": True,
             "layout_memory": True,
+            "layout_multiscale": True,
         },
         "train": {
             "epochs": 30,

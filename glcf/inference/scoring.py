@@ -27,7 +27,10 @@ from glcf.inference.smoothing import gaussian_blur, scaled_sigma
 from glcf.model.features import GLCFFeatures
 from glcf.model.stats import NormStats
 
-__all__ = ["AnomalyScorer", "ScoreOutput", "error_map", "image_scores", "per_scale_maps"]
+__all__ = ["LAYOUT_PARTS", "AnomalyScorer", "ScoreOutput", "error_map", "image_scores", "per_scale_maps"]
+
+#: The parts of the layout memory's scores, a column each (``scoring.layout_multiscale`` adds the second).
+LAYOUT_PARTS = ("layout", "layout_coarse")
 
 
 class ScoreOutput(NamedTuple):
@@ -195,8 +198,8 @@ class AnomalyScorer:
             mean, std = self.stats.tensors("memory", maps["memory"].device)
             for i, name in enumerate(memory_parts(self.cfg)):
                 parts[name] = (maps["memory"][:, i].float() - mean[i]) / std[i]
-        if "layout" in maps:
-            parts["layout"] = maps["layout"].float()
+        if "layout" in maps:  # one column per layout grid, finest first
+            parts.update(zip(LAYOUT_PARTS, maps["layout"].float().unbind(1), strict=False))
         return parts
 
     def part_scores(self, maps: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -235,8 +238,9 @@ class AnomalyScorer:
             fused = self.cfg.alpha * local + self.cfg.beta * glob
         local_score = image_scores(local, method, k)
         global_score = parts.get("global_extent", image_scores(glob, method, k))
-        if "layout" in parts:  # an image-level part of the global branch
-            global_score = torch.maximum(global_score, parts["layout"])
+        for name in LAYOUT_PARTS:  # image-level parts of the global branch
+            if name in parts:
+                global_score = torch.maximum(global_score, parts[name])
         if self.cfg.mode == "local":
             fused, score = local, local_score
         elif self.cfg.mode == "global":

@@ -11,8 +11,11 @@ of normal parts well enough to call it normal. A memory of the normal images' ow
   cells, flattened, so position is part of the vector. The cells are the stride-16 grid
   (``layout_stride=16``: the stride-16 tap) or the finer stride-8 grid (``layout_stride=8``: the
   stride-8 tap beside the stride-16 tap up-sampled to it), which resolves parts of a few pixels.
-  It gives an image-level global score that flags a relation between distant parts that no normal
-  image shows, even when every part is normal on its own. Three ways to match (``layout_match``):
+  With ``layout_multiscale`` each of the two taps keeps its own grid and gives its own score: the
+  stride-8 grid the relations of small parts (a mark, a level), the stride-16 grid those of large
+  ones (a colour), which the finer cells split over many pairs. It gives an image-level global
+  score that flags a relation between distant parts that no normal image shows, even when every
+  part is normal on its own. Three ways to match (``layout_match``):
 
   - ``pairs``: for every pair of grid cells ``(i, j)`` the best joint match over the
     training images, ``min_n (d_n(i) + d_n(j))``, where ``d_n(i)`` is the distance of cell ``i`` to
@@ -55,9 +58,15 @@ _PAIR_BLOCK = 1 << 20  # elements of one [B, rows, cols, N] block of pair sums, 
 _GRAPH_PAIR_BLOCK = 1 << 18  # the same for one image where torch exports (onnxruntime: fastest at 40-50 cells a side)
 LAYOUT_MATCHES: tuple[str, ...] = get_args(LayoutMatch)
 LAYOUT_STRIDES: tuple[int, ...] = get_args(LayoutStride)
-#: The encoder taps (by index) a layout cell holds at each layout stride, finest first: the one table
-#: that both the layout's width (:meth:`NormalMemory.layout_dims`) and its maps follow.
-LAYOUT_TAPS: dict[int, tuple[int, ...]] = {16: (2,), 8: (1, 2)}
+#: The layout grids at each ``(layout_stride, layout_multiscale)``: per grid, the encoder taps (by index)
+#: its cells hold, finest first (the others up-sampled to it). The one table that both the layout's
+#: width (:meth:`NormalMemory.layout_dims`) and its maps follow.
+LAYOUT_TAPS: dict[tuple[int, bool], tuple[tuple[int, ...], ...]] = {
+    (16, False): ((2,),),
+    (16, True): ((2,),),
+    (8, False): ((1, 2),),
+    (8, True): ((1,), (2,)),
+}
 
 
 def greedy_coreset(features: Tensor, size: int, seed: int = 0, proj_dim: int = 128) -> Tensor:
@@ -173,6 +182,7 @@ class NormalMemory(nn.Module):
         position_dim: channels of a position feature (stride-4 plus stride-8 tap widths).
         layout_stride: 16 (cells of the stride-16 tap) or 8 (cells of the stride-8 tap beside the
             stride-16 tap up-sampled to it).
+        layout_multiscale: at stride 8, one grid per tap (each its own score) instead of one grid.
     """
 
     def __init__(
@@ -182,6 +192,7 @@ class NormalMemory(nn.Module):
         *,
         coreset_fraction: float,
         layout_stride: int,
+        layout_multiscale: bool = False,
         cells: int = 1,
         position_dim: int = 1,
     ) -> None:
@@ -191,6 +202,7 @@ class NormalMemory(nn.Module):
             raise ValueError(msg)
         self.coreset_fraction = coreset_fraction
         self.layout_stride = layout_stride
+        self.layout_taps = LAYOUT_TAPS[layout_stride, layout_multiscale]
         self.register_buffer("patch_bank", torch.zeros(0, patch_dim))
         self.register_buffer("layout_bank", torch.zeros(0, layout_dim))
         self.register_buffer("cell_scale", torch.ones(cells))
@@ -219,35 +231,38 @@ class NormalMemory(nn.Module):
         return _pooled_pair(taps[0], taps[1])
 
     @staticmethod
-    def layout_dims(channels: tuple[int, ...], image_size: int, stride: int) -> tuple[int, int]:
-        """``(channels, cells)`` of a layout map of the encoder taps ``channels`` at ``image_size``."""
-        return sum(channels[i] for i in LAYOUT_TAPS[stride]), (image_size // stride) ** 2
+    def layout_dims(channels: tuple[int, ...], image_size: int, stride: int, multiscale: bool) -> tuple[int, int]:
+        """``(length, cells)`` of the layout vector of the encoder taps ``channels`` at ``image_size``."""
+        taps = LAYOUT_TAPS[stride, multiscale]
+        grids = [(sum(channels[i] for i in g), (image_size // (4 << g[0])) ** 2) for g in taps]  # tap i: stride 4 * 2^i
+        return sum(c * p for c, p in grids), sum(p for _, p in grids)
 
-    def layout_cells(self, taps: list[Tensor]) -> Tensor:
-        """``[B, C, P]``: the layout map, one column per grid cell."""
-        finest, *coarser = (taps[i].float() for i in LAYOUT_TAPS[self.layout_stride])
-        if not coarser:
-            return finest.flatten(2)
-        size = finest.shape[-2:]
-        ups = [F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in coarser]
-        return torch.cat([finest, *ups], dim=1).flatten(2)
+    def layout_cells(self, taps: list[Tensor]) -> list[Tensor]:
+        """``[B, C_g, P_g]`` per layout grid: its map, one column per grid cell."""
+        grids = []
+        for group in self.layout_taps:
+            finest, *coarser = (taps[i].float() for i in group)
+            size = finest.shape[-2:]
+            ups = [F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in coarser]
+            grids.append(torch.cat([finest, *ups], dim=1).flatten(2))
+        return grids
 
     def layout_features(self, taps: list[Tensor]) -> Tensor:
-        """``[B, C * P]``: the layout map, flattened with its positions."""
-        return self.layout_cells(taps).flatten(1)
+        """``[B, sum_g C_g * P_g]``: the layout maps, flattened with their positions, side by side."""
+        return torch.cat([g.flatten(1) for g in self.layout_cells(taps)], dim=1)
 
     @torch.no_grad()
     def fill(self, taps_batches: Iterable[list[Tensor]], seed: int = 0) -> None:
         """Build both banks from the encoder taps of every training image."""
-        patches, layouts, cells = [], [], 1
+        patches, layouts, shapes = [], [], [(1, 1)]
         gaussian = _PositionGaussian()
         for taps in taps_batches:
-            layout = self.layout_cells(taps)
-            cells = layout.shape[-1]
+            grids = self.layout_cells(taps)
+            shapes = [tuple(g.shape[1:]) for g in grids]
             gaussian.add(self.position_features(taps))
             p = self.patch_features(taps)
             patches.append(p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]).cpu())
-            layouts.append(layout.flatten(1).cpu())
+            layouts.append(torch.cat([g.flatten(1) for g in grids], dim=1).cpu())
         if not patches:
             msg = "NormalMemory.fill: no training images"
             raise ValueError(msg)
@@ -256,19 +271,21 @@ class NormalMemory(nn.Module):
         device = self.patch_bank.device
         self.patch_bank = bank[keep].contiguous().to(device)
         self.layout_bank = torch.cat(layouts).contiguous().to(device)
-        self.cell_scale = self._typical_cell_distance(cells).to(device)
+        self.cell_scale = torch.cat([self._typical_cell_distance(g) for g in self._grids(shapes)]).to(device)
         mean, precision = gaussian.result()
         self.position_mean, self.position_precision = mean.to(device), precision.to(device)
 
-    def _grid(self, cells: int) -> Tensor:
-        """The layout bank as ``[N, C, P]`` maps."""
-        return self.layout_bank.float().reshape(len(self.layout_bank), -1, cells)
+    def _grids(self, shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """The layout bank as ``[N, C_g, P_g]`` maps, one per grid of ``shapes`` ``[(C_g, P_g), ...]``."""
+        bank = self.layout_bank.float()
+        parts = bank.split([c * p for c, p in shapes], dim=1)
+        return [part.reshape(len(bank), c, p) for part, (c, p) in zip(parts, shapes, strict=True)]
 
-    def _typical_cell_distance(self, cells: int) -> Tensor:
-        """``[P]``: mean over training maps of each cell's distance to the nearest other training map."""
-        grid = self._grid(cells)
+    @staticmethod
+    def _typical_cell_distance(grid: Tensor) -> Tensor:
+        """``[P]``: mean over training maps ``[N, C, P]`` of each cell's distance to the nearest other one."""
         if len(grid) < 2:
-            return torch.ones(cells)
+            return torch.ones(grid.shape[-1])
         nearest = []
         for start in range(0, len(grid), 64):
             d = cell_distances(grid[start : start + 64], grid)
@@ -293,7 +310,8 @@ class NormalMemory(nn.Module):
         return d.T.reshape(b, 1, h, w)
 
     def layout_distance(self, taps: list[Tensor], match: str) -> Tensor:
-        """``[B]`` layout score of every image: its worst pair of cells, or its whole-map distance.
+        """``[B, G]`` layout scores of every image: per grid its worst pair of cells, or ``[B, 1]``: the
+        distance of its whole map (every grid) to the nearest training image's.
 
         ``match`` is a scoring choice (``scoring.layout_match``), not part of the memory: one filled
         memory serves both.
@@ -302,10 +320,15 @@ class NormalMemory(nn.Module):
             msg = f"layout_match: must be one of {', '.join(LAYOUT_MATCHES)}, got {match!r}"
             raise ValueError(msg)
         if match == "whole":
-            return _nearest(self.layout_features(taps), self.layout_bank.float())
+            return _nearest(self.layout_features(taps), self.layout_bank.float())[:, None]
         queries = self.layout_cells(taps)
-        d = cell_distances(queries, self._grid(queries.shape[-1])) / self.cell_scale
-        return worst_pair(d, relation=match == "relation")
+        shapes = [tuple(q.shape[1:]) for q in queries]
+        scales = self.cell_scale.split([p for _, p in shapes])
+        scores = [
+            worst_pair(cell_distances(q, grid) / scale, relation=match == "relation")
+            for q, grid, scale in zip(queries, self._grids(shapes), scales, strict=True)
+        ]
+        return torch.stack(scores, dim=1)
 
 
 class _PositionGaussian:

@@ -90,15 +90,16 @@ class GLCFModel(nn.Module):
         self.global_estimation = global_estimation
         self.pem_taps = pem_taps
         c1, c2, c3 = encoder.channels[:3]
-        stride = config.scoring.layout_stride
-        layout_channels, cells = NormalMemory.layout_dims(encoder.channels, config.image_size, stride)
+        stride, multiscale = config.scoring.layout_stride, config.scoring.layout_multiscale
+        layout_dim, cells = NormalMemory.layout_dims(encoder.channels, config.image_size, stride, multiscale)
         self.memory = NormalMemory(
             c2 + c3,
-            layout_channels * cells,
+            layout_dim,
             coreset_fraction=config.scoring.coreset_fraction,
             cells=cells,
             position_dim=c1 + c2,
             layout_stride=stride,
+            layout_multiscale=multiscale,
         )
         self.mean: tuple[float, ...] = encoder.mean
         self.std: tuple[float, ...] = encoder.std

@@ -28,7 +28,7 @@ _OPTIONAL = ("memory", "image")
 #: Per-pixel maps with mu and sigma: the two branches and the local memories' maps (one channel each).
 MAP_BRANCHES = (*BRANCHES, "memory")
 #: Parts whose image scores a calibrated fusion standardises (``NormStats.image``).
-PARTS = ("local", "global", "memory", "position", "layout", "global_extent")
+PARTS = ("local", "global", "memory", "position", "layout", "layout_coarse", "global_extent")
 
 
 def _fail(field: str, message: str) -> None:

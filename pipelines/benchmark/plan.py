@@ -36,6 +36,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "whole_layout": {"model.scoring.layout_match": "whole"},
     "pair_layout": {"model.scoring.layout_match": "pairs"},
     "coarse_layout": {"model.scoring.layout_stride": 16},
+    "single_layout": {"model.scoring.layout_multiscale": False},
     "global_peak": {"model.scoring.global_image_score": None},
     "size_128": {"model.image_size": 128},
 }

@@ -130,18 +130,21 @@ def test_a_stride_8_layout_sees_parts_the_stride_16_grid_averages_away() -> None
 
     train = [fine(v, v) for v in (0.0, 1.0) for _ in range(20)]
     scores = {}
-    for stride, (channels, cells) in ((16, (2, 16)), (8, (6, 64))):
+    for stride, multiscale in ((16, False), (8, False), (8, True)):
         memory = NormalMemory(
-            patch_dim=6, layout_dim=channels * cells, cells=cells, layout_stride=stride, coreset_fraction=0.1
+            patch_dim=6, layout_dim=1, layout_stride=stride, layout_multiscale=multiscale, coreset_fraction=0.1
         )
         memory.fill([_taps(x, coarse) for x in train])
         good, bad = (memory.layout_distance(_taps(fine(*ab), coarse), "relation") for ab in ((1.0, 1.0), (1.0, 0.0)))
-        scores[stride] = float(bad[0]) - float(good[0])
-    assert scores[16] == pytest.approx(0.0, abs=1e-6)
-    assert scores[8] > 1.0
-    assert NormalMemory.layout_dims((4, 6, 2, 8), 64, 8) == (8, 64)
-    assert NormalMemory.layout_dims((4, 6, 2, 8), 64, 16) == (2, 16)
-    assert set(LAYOUT_TAPS) == set(LAYOUT_STRIDES)  # every allowed stride says which taps it holds
+        scores[stride, multiscale] = (bad - good)[0].tolist()  # one score per layout grid
+    assert scores[16, False] == [pytest.approx(0.0, abs=1e-6)]
+    assert scores[8, False][0] > 1.0
+    assert scores[8, True][0] > 1.0  # the stride-8 tap on its own grid sees the marks
+    assert scores[8, True][1] == pytest.approx(scores[16, False][0], abs=1e-6)  # its second grid is the stride-16 one
+    assert NormalMemory.layout_dims((4, 6, 2, 8), 64, 8, False) == (8 * 64, 64)
+    assert NormalMemory.layout_dims((4, 6, 2, 8), 64, 8, True) == (6 * 64 + 2 * 16, 64 + 16)
+    assert NormalMemory.layout_dims((4, 6, 2, 8), 64, 16, True) == (2 * 16, 16)
+    assert {stride for stride, _ in LAYOUT_TAPS} == set(LAYOUT_STRIDES)  # every allowed stride says which taps it holds
     with pytest.raises(ValueError, match=r"layout_stride: must be one of \(8, 16\), got 4"):
         NormalMemory(patch_dim=6, layout_dim=6, layout_stride=4, coreset_fraction=0.1)
     with pytest.raises(ValueError, match=r"scoring.layout_stride: must be one of 8, 16; got 4"):
@@ -303,6 +306,30 @@ def test_calibrated_fusion_is_the_maximum_of_the_standardised_parts() -> None:
         own = scorer.part_scores(scorer.maps(model(torch.stack(held_out))))
     for part, value in own.items():
         assert abs(float(((value - stats.image[part][0]) / stats.image[part][1]).mean())) < 1e-4, part
+
+
+def test_each_layout_grid_is_a_part_of_its_own() -> None:
+    """``layout_multiscale``: the stride-8 and the stride-16 layout grids are standardised apart, and
+    the global branch counts the larger; with it off there is one layout part, as before."""
+    torch.manual_seed(0)
+    cfg = preset("tiny", scoring={**CALIBRATED, "layout_multiscale": True})
+    model = build_glcf(cfg).eval()
+    model.fill_memory([torch.randn(4, 3, 64, 64)])
+    stats = calibrate(model, list(torch.randn(6, 3, 64, 64)), cfg, progress=False).stats
+    assert set(stats.image) == {"local", "global", "memory", "position", "layout", "layout_coarse"}
+    scorer = AnomalyScorer(cfg.scoring, stats, cfg.image_size)
+    with torch.no_grad():
+        features = model(torch.randn(2, 3, 64, 64))
+        out = scorer(features)
+        raw = scorer.part_scores(scorer.maps(features))
+    z = {k: (v - stats.image[k][0]) / stats.image[k][1] for k, v in raw.items()}
+    assert features.layout_distance.shape == (2, 2)
+    torch.testing.assert_close(raw["layout"], features.layout_distance[:, 0])
+    torch.testing.assert_close(raw["layout_coarse"], features.layout_distance[:, 1])
+    expected = torch.maximum(torch.maximum(z["global"], z["layout"]), z["layout_coarse"])
+    torch.testing.assert_close(out.global_score, expected)
+    assert model.memory.layout_bank.shape[1] == 40 * 8 * 8 + 112 * 4 * 4  # both grids of lite0's taps, side by side
+    assert model.memory.cell_scale.shape == (8 * 8 + 4 * 4,)
 
 
 def test_the_global_map_can_count_by_its_own_extent_score() -> None:
