@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from glcf.config import MEMORY_FILL_KEYS
 from pipelines.io import write_json
 from pipelines.params import CategoryPaths, PipelineParams
 from pipelines.stages.common import StageInputError, dataset, load_prepared
@@ -35,6 +36,11 @@ def load_model(params: PipelineParams, paths: CategoryPaths) -> Any:
 
     loaded = load_checkpoint(paths.checkpoint)
     model = loaded.model
+    for key in MEMORY_FILL_KEYS:  # what the memories hold was decided in training
+        trained, wanted = getattr(model.config.scoring, key), getattr(params.glcf.scoring, key)
+        if trained != wanted:
+            msg = f"{paths.checkpoint}: memories filled with scoring.{key}={trained}, params say {wanted}; re-run train"
+            raise StageInputError(msg)
     model.config = model.config.replace(scoring=params.glcf.scoring)
     return model
 

@@ -119,3 +119,11 @@ def test_dvc_yaml_declares_every_file_category_paths_names() -> None:
     assert named - declared == set()
     written_by_name = {f"{paths.report_dir}/per_image.csv", f"{paths.report_dir}/review.md"}
     assert declared - named == written_by_name
+
+
+def test_the_train_stage_reruns_when_what_the_memories_hold_changes() -> None:
+    """Training fills the memories, so every scoring key that decides what they hold is a train param."""
+    from glcf.config import MEMORY_FILL_KEYS
+
+    declared = set(STAGES["train"]["do"]["params"])
+    assert {f"model.scoring.{key}" for key in MEMORY_FILL_KEYS} - declared == set()
