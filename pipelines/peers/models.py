@@ -333,7 +333,8 @@ def fit_and_score(
         backbone: timm model name (GLCF's encoder).
         weights: GLCF weight source (``offline-package``, ``file:<path>``, ``hub``, ``none``).
         batch_size: images per forward pass.
-        seed: seeds PaDiM's channel subset and PatchCore's coreset sampling.
+        seed: seeds PaDiM's channel subset and PatchCore's coreset sampling (its random projection draws
+            from numpy's global generator, which is seeded for the fit and then restored).
         threads: intra-op torch threads for the fit and the timed pass (None: torch's current number).
         device: ``cpu``, ``cuda`` or ``auto``.
 
@@ -348,7 +349,7 @@ def fit_and_score(
     spec = PEERS[parse_peers([name])[0]]
     dev = resolve_device(device)
     mean, std = backbone_normalization(backbone)
-    with torch_threads(threads) as used:
+    with torch_threads(threads) as used, _numpy_seeded(seed):
         torch.manual_seed(seed)
         model = build_model(spec, backbone)
         info = load_backbone_weights(model.feature_extractor, backbone, weights)
@@ -368,6 +369,17 @@ def fit_and_score(
         validation_scores=val_scores.astype(np.float64), fit_seconds=round(fit_seconds, 3),
         images_per_second=round(rate, 2), threads=used, device=str(dev), n_train=n_train,
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _numpy_seeded(seed: int) -> Iterator[None]:
+    """numpy's global generator seeded inside, restored after (anomalib's coreset projection uses it)."""
+    state = np.random.get_state()  # noqa: NPY002
+    np.random.seed(seed)  # noqa: NPY002 - the generator anomalib draws from
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
 
 
 def _score_splits(

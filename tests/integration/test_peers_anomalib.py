@@ -58,6 +58,25 @@ def test_both_peers_fit_and_score_with_the_layers_asked(data_root: Path) -> None
         assert result.n_train == len(data.train)
 
 
+def test_a_peer_fit_is_reproducible_and_leaves_numpy_as_it_was(data_root: Path) -> None:
+    """PatchCore's coreset projection draws from numpy's global generator: seeded per fit, restored after."""
+    import torch
+
+    from glcf.data import read_category
+    from pipelines.peers import fit_and_score
+
+    torch.set_num_threads(1)
+    data = read_category(data_root, CATEGORY, "loco")
+    np.random.seed(123)  # noqa: NPY002 - the global state the fit must not change
+    expected_next = np.random.random()  # noqa: NPY002
+    np.random.seed(123)  # noqa: NPY002
+    first = fit_and_score("patchcore", data, SIZE, threads=1, seed=0)
+    assert np.random.random() == expected_next  # noqa: NPY002
+    second = fit_and_score("patchcore", data, SIZE, threads=1, seed=0)
+    np.testing.assert_array_equal(first.image_scores, second.image_scores)
+    np.testing.assert_array_equal(first.anomaly_maps, second.anomaly_maps)
+
+
 def test_peer_job_logs_a_child_run_with_our_metrics(data_root: Path, tmp_path: Path, monkeypatch) -> None:
     import mlflow
     from mlflow import MlflowClient
