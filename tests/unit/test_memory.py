@@ -284,6 +284,25 @@ def test_memory_banks_survive_the_trainable_state_round_trip() -> None:
     assert torch.equal(fresh.memory.layout_bank, model.memory.layout_bank)
 
 
+def test_a_checkpoint_from_before_the_multiscale_layout_keeps_its_single_grid(tmp_path) -> None:
+    """A stored config without ``layout_multiscale`` (older checkpoints) means the one stacked grid."""
+    from glcf.model.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = preset("tiny", scoring={**CALIBRATED, "layout_multiscale": False})
+    model = build_glcf(cfg).eval()
+    model.fill_memory([torch.randn(3, 3, 64, 64)])
+    path = save_checkpoint(tmp_path / "old.pt", model, epoch=1)
+    data = torch.load(path, weights_only=False)
+    del data["config"]["scoring"]["layout_multiscale"]  # as written before the key existed
+    torch.save(data, path)
+    loaded = load_checkpoint(path).model.eval()
+    assert loaded.config.scoring.layout_multiscale is False
+    assert loaded.memory.layout_taps == ((1, 2),)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).layout_distance, model(x).layout_distance)
+
+
 def test_calibrated_fusion_is_the_maximum_of_the_standardised_parts() -> None:
     torch.manual_seed(0)
     cfg = preset("tiny", scoring=CALIBRATED)
