@@ -226,7 +226,7 @@ class ScoringConfig:
         layout_match: ``pairs`` (the worst pair of grid cells no training image matches together),
             ``relation`` (the same, less what each cell scores alone) or ``whole`` (nearest map).
         layout_stride: the layout grid: 16 (stride-16 tap) or 8 (stride-8 tap + stride-16 up-sampled).
-        layout_multiscale: at stride 8, a grid per tap (stride 8, 16), a part each (``layout``, ``layout_coarse``).
+        layout_multiscale: at stride 8, a grid per tap, a part each (on in the presets; off here for old checkpoints).
         coreset_fraction: share of the training patches kept in the patch memory.
         fusion: ``fixed`` (alpha, beta as in eq. 6) or ``calibrated``: every part is z-scored by its
             own image scores on the normal held-out images and the fusion takes the maximum.

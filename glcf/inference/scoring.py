@@ -29,7 +29,8 @@ from glcf.model.stats import NormStats
 
 __all__ = ["LAYOUT_PARTS", "AnomalyScorer", "ScoreOutput", "error_map", "image_scores", "per_scale_maps"]
 
-#: The parts of the layout memory's scores, a column each (``scoring.layout_multiscale`` adds the second).
+#: The parts of the layout memory's scores, a column each (``scoring.layout_multiscale`` adds the second,
+#: except with ``layout_match: whole``, whose one vector holds both grids).
 LAYOUT_PARTS = ("layout", "layout_coarse")
 
 
@@ -192,14 +193,16 @@ class AnomalyScorer:
         return torch.einsum("bshw,s->bhw", z, weights)
 
     def part_maps(self, maps: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The z-scored parts: ``local``, ``global`` (and ``memory``) maps ``[B, H, W]``, ``layout`` ``[B]``."""
+        """The z-scored parts: ``local``, ``global`` (and ``memory``) maps ``[B, H, W]``; ``layout`` (and
+        ``layout_coarse``) ``[B]``, the layout memory's raw scores (standardised by the fusion)."""
         parts = {"local": self.branch_map(maps["local"], "local"), "global": self.branch_map(maps["global"], "global")}
         if "memory" in maps:  # each memory map is a part of its own
             mean, std = self.stats.tensors("memory", maps["memory"].device)
             for i, name in enumerate(memory_parts(self.cfg)):
                 parts[name] = (maps["memory"][:, i].float() - mean[i]) / std[i]
         if "layout" in maps:  # one column per layout grid, finest first
-            parts.update(zip(LAYOUT_PARTS, maps["layout"].float().unbind(1), strict=False))
+            columns = maps["layout"].float().unbind(1)
+            parts.update(zip(LAYOUT_PARTS[: len(columns)], columns, strict=True))
         return parts
 
     def part_scores(self, maps: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -21,7 +21,7 @@ class GLCFFeatures(NamedTuple):
         patch_distance: ``[B, 1, h, w]`` distance of each stride-8 patch to the normal patch memory,
             or None (training, or no memory filled).
         layout_distance: ``[B, G]`` distance of each image's layout to the normal layout memory (a column
-            per layout grid, finest first), or None.
+            per layout grid, finest first; one column with ``layout_match: whole``), or None.
         position_distance: ``[B, 1, h, w]`` Mahalanobis distance of each stride-4 patch to the normal
             Gaussian of its position, or None.
     """

@@ -176,9 +176,9 @@ class NormalMemory(nn.Module):
 
     Args:
         patch_dim: channels of a patch feature (stride-8 plus stride-16 tap widths).
-        layout_dim: length of a layout vector (its channels x its grid cells).
+        layout_dim: length of a layout vector (per grid, channels x cells; the grids side by side).
         coreset_fraction: share of the training patches kept in the patch memory.
-        cells: grid cells of a layout (``layout_dim / cells`` channels).
+        cells: grid cells of a layout (of all its grids together).
         position_dim: channels of a position feature (stride-4 plus stride-8 tap widths).
         layout_stride: 16 (cells of the stride-16 tap) or 8 (cells of the stride-8 tap beside the
             stride-16 tap up-sampled to it).

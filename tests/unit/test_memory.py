@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scoring_setups import CALIBRATED
 
 from glcf import build_glcf, preset
 from glcf.inference import calibrate
@@ -16,14 +17,6 @@ from glcf.metrics.threshold import calibrate_threshold
 from glcf.model import memory as memory_module
 from glcf.model.checkpoint import load_trainable_state, trainable_state_dict
 from glcf.model.memory import LAYOUT_STRIDES, LAYOUT_TAPS, NormalMemory, cell_distances, greedy_coreset, worst_pair
-
-CALIBRATED = {
-    "fusion": "calibrated",
-    "memory": True,
-    "position_memory": True,
-    "layout_memory": True,
-    "image_score": "max",
-}
 
 
 def test_greedy_coreset_covers_every_cluster() -> None:
@@ -284,25 +277,6 @@ def test_memory_banks_survive_the_trainable_state_round_trip() -> None:
     assert torch.equal(fresh.memory.layout_bank, model.memory.layout_bank)
 
 
-def test_a_checkpoint_from_before_the_multiscale_layout_keeps_its_single_grid(tmp_path) -> None:
-    """A stored config without ``layout_multiscale`` (older checkpoints) means the one stacked grid."""
-    from glcf.model.checkpoint import load_checkpoint, save_checkpoint
-
-    cfg = preset("tiny", scoring={**CALIBRATED, "layout_multiscale": False})
-    model = build_glcf(cfg).eval()
-    model.fill_memory([torch.randn(3, 3, 64, 64)])
-    path = save_checkpoint(tmp_path / "old.pt", model, epoch=1)
-    data = torch.load(path, weights_only=False)
-    del data["config"]["scoring"]["layout_multiscale"]  # as written before the key existed
-    torch.save(data, path)
-    loaded = load_checkpoint(path).model.eval()
-    assert loaded.config.scoring.layout_multiscale is False
-    assert loaded.memory.layout_taps == ((1, 2),)
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(x).layout_distance, model(x).layout_distance)
-
-
 def test_calibrated_fusion_is_the_maximum_of_the_standardised_parts() -> None:
     torch.manual_seed(0)
     cfg = preset("tiny", scoring=CALIBRATED)
@@ -325,30 +299,6 @@ def test_calibrated_fusion_is_the_maximum_of_the_standardised_parts() -> None:
         own = scorer.part_scores(scorer.maps(model(torch.stack(held_out))))
     for part, value in own.items():
         assert abs(float(((value - stats.image[part][0]) / stats.image[part][1]).mean())) < 1e-4, part
-
-
-def test_each_layout_grid_is_a_part_of_its_own() -> None:
-    """``layout_multiscale``: the stride-8 and the stride-16 layout grids are standardised apart, and
-    the global branch counts the larger; with it off there is one layout part, as before."""
-    torch.manual_seed(0)
-    cfg = preset("tiny", scoring={**CALIBRATED, "layout_multiscale": True})
-    model = build_glcf(cfg).eval()
-    model.fill_memory([torch.randn(4, 3, 64, 64)])
-    stats = calibrate(model, list(torch.randn(6, 3, 64, 64)), cfg, progress=False).stats
-    assert set(stats.image) == {"local", "global", "memory", "position", "layout", "layout_coarse"}
-    scorer = AnomalyScorer(cfg.scoring, stats, cfg.image_size)
-    with torch.no_grad():
-        features = model(torch.randn(2, 3, 64, 64))
-        out = scorer(features)
-        raw = scorer.part_scores(scorer.maps(features))
-    z = {k: (v - stats.image[k][0]) / stats.image[k][1] for k, v in raw.items()}
-    assert features.layout_distance.shape == (2, 2)
-    torch.testing.assert_close(raw["layout"], features.layout_distance[:, 0])
-    torch.testing.assert_close(raw["layout_coarse"], features.layout_distance[:, 1])
-    expected = torch.maximum(torch.maximum(z["global"], z["layout"]), z["layout_coarse"])
-    torch.testing.assert_close(out.global_score, expected)
-    assert model.memory.layout_bank.shape[1] == 40 * 8 * 8 + 112 * 4 * 4  # both grids of lite0's taps, side by side
-    assert model.memory.cell_scale.shape == (8 * 8 + 4 * 4,)
 
 
 def test_the_global_map_can_count_by_its_own_extent_score() -> None:
