@@ -388,11 +388,9 @@ def config_from_dict(data: Mapping[str, Any], base: GLCFConfig | None = None) ->
         ValueError: naming the dotted key, for unknown keys, wrong types or invalid values.
     """
     merged: dict[str, Any] = config_to_dict(base) if base is not None else {}
-    for key, value in data.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
+    for key, value in data.items():  # a nested section merges into the base's, anything else replaces it
+        nested = isinstance(value, Mapping) and isinstance(merged.get(key), dict)
+        merged[key] = {**merged[key], **value} if nested else value
     return from_mapping(GLCFConfig, merged, "")
 
 

@@ -254,7 +254,7 @@ class NormalMemory(nn.Module):
     @torch.no_grad()
     def fill(self, taps_batches: Iterable[list[Tensor]], seed: int = 0) -> None:
         """Build both banks from the encoder taps of every training image."""
-        patches, layouts, shapes = [], [], [(1, 1)]
+        patches, layouts, shapes = [], [], []
         gaussian = _PositionGaussian()
         for taps in taps_batches:
             grids = self.layout_cells(taps)

@@ -5,29 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from scoring_setups import CALIBRATED
+from scoring_setups import CALIBRATED, calibrated_tiny, standardised
 
 from glcf import build_glcf, preset
-from glcf.inference import calibrate
-from glcf.inference.scoring import AnomalyScorer
 from glcf.model.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_each_layout_grid_is_a_part_of_its_own() -> None:
     """``layout_multiscale``: the stride-8 and the stride-16 layout grids are standardised apart, and
     the global branch counts the larger; with it off there is one layout part, as before."""
-    torch.manual_seed(0)
-    cfg = preset("tiny", scoring={**CALIBRATED, "layout_multiscale": True})
-    model = build_glcf(cfg).eval()
-    model.fill_memory([torch.randn(4, 3, 64, 64)])
-    stats = calibrate(model, list(torch.randn(6, 3, 64, 64)), cfg, progress=False).stats
+    model, _, stats, scorer = calibrated_tiny(layout_multiscale=True)
     assert set(stats.image) == {"local", "global", "memory", "position", "layout", "layout_coarse"}
-    scorer = AnomalyScorer(cfg.scoring, stats, cfg.image_size)
     with torch.no_grad():
         features = model(torch.randn(2, 3, 64, 64))
         out = scorer(features)
         raw = scorer.part_scores(scorer.maps(features))
-    z = {k: (v - stats.image[k][0]) / stats.image[k][1] for k, v in raw.items()}
+    z = standardised(stats, raw)
     assert features.layout_distance.shape == (2, 2)
     torch.testing.assert_close(raw["layout"], features.layout_distance[:, 0])
     torch.testing.assert_close(raw["layout_coarse"], features.layout_distance[:, 1])

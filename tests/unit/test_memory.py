@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scoring_setups import CALIBRATED
+from scoring_setups import CALIBRATED, calibrated_tiny, standardised
 
 from glcf import build_glcf, preset
 from glcf.inference import calibrate
@@ -278,47 +278,36 @@ def test_memory_banks_survive_the_trainable_state_round_trip() -> None:
 
 
 def test_calibrated_fusion_is_the_maximum_of_the_standardised_parts() -> None:
-    torch.manual_seed(0)
-    cfg = preset("tiny", scoring=CALIBRATED)
-    model = build_glcf(cfg).eval()
-    model.fill_memory([torch.randn(4, 3, 64, 64)])
-    held_out = list(torch.randn(6, 3, 64, 64))
-    stats = calibrate(model, held_out, cfg, progress=False).stats
+    model, held_out, stats, scorer = calibrated_tiny()
     assert set(stats.image) == {"local", "global", "memory", "position", "layout"}
-    scorer = AnomalyScorer(cfg.scoring, stats, cfg.image_size)
     with torch.no_grad():
         maps = scorer.maps(model(torch.randn(2, 3, 64, 64)))
         raw = scorer.part_scores(maps)
         out = scorer.score_maps(maps)
-    z = {k: (v - stats.image[k][0]) / stats.image[k][1] for k, v in raw.items()}
+    z = standardised(stats, raw)
     torch.testing.assert_close(out.local_score, torch.maximum(torch.maximum(z["local"], z["memory"]), z["position"]))
     torch.testing.assert_close(out.global_score, torch.maximum(z["global"], z["layout"]))
     torch.testing.assert_close(out.image_score, torch.maximum(out.local_score, out.global_score))
     # the held-out images' own standardised scores average zero, part by part
     with torch.no_grad():
         own = scorer.part_scores(scorer.maps(model(torch.stack(held_out))))
-    for part, value in own.items():
-        assert abs(float(((value - stats.image[part][0]) / stats.image[part][1]).mean())) < 1e-4, part
+    for part, value in standardised(stats, own).items():
+        assert abs(float(value.mean())) < 1e-4, part
 
 
 def test_the_global_map_can_count_by_its_own_extent_score() -> None:
     """With ``global_image_score``, the global map enters the image score as a part of its own (its
     std, standardised); the fused map still holds it. One bright pixel moves the map's peak far more
     than its std, so a single spike on a normal image no longer decides the fused score."""
-    torch.manual_seed(0)
-    cfg = preset("tiny", scoring={**CALIBRATED, "global_image_score": "std"})
-    model = build_glcf(cfg).eval()
-    model.fill_memory([torch.randn(4, 3, 64, 64)])
-    stats = calibrate(model, list(torch.randn(6, 3, 64, 64)), cfg, progress=False).stats
+    model, _, stats, scorer = calibrated_tiny(global_image_score="std")
     assert set(stats.image) == {"local", "global", "memory", "position", "layout", "global_extent"}
-    scorer = AnomalyScorer(cfg.scoring, stats, cfg.image_size)
     with torch.no_grad():
         maps = scorer.maps(model(torch.randn(2, 3, 64, 64)))
         out = scorer.score_maps(maps)
-        z = {k: (v - stats.image[k][0]) / stats.image[k][1] for k, v in scorer.part_scores(maps).items()}
+        z = standardised(stats, scorer.part_scores(maps))
         spiked = {**maps, "global": maps["global"].clone()}
         spiked["global"][:, :, 30, 30] += 50.0 * maps["global"].abs().amax()
-        z_spiked = {k: (v - stats.image[k][0]) / stats.image[k][1] for k, v in scorer.part_scores(spiked).items()}
+        z_spiked = standardised(stats, scorer.part_scores(spiked))
     torch.testing.assert_close(out.global_score, torch.maximum(z["global_extent"], z["layout"]))
     torch.testing.assert_close(out.image_score, torch.maximum(out.local_score, out.global_score))
     assert torch.all(out.anomaly_map >= out.global_map)  # localisation keeps the global map
