@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from glcf.typed import check_literals, check_non_negative, check_positive, fail, from_mapping, to_dict
+from glcf.typed import check_ints, check_literals, check_non_negative, check_positive, fail, from_mapping, to_dict
 
 __all__ = [
     "MEMORY_FILL_KEYS",
@@ -35,7 +35,7 @@ LAYOUTS: tuple[str, ...] = get_args(Layout)
 LayoutMatch = Literal["relation", "pairs", "whole"]
 LayoutStride = Literal[8, 16]
 ImageScore = Literal["std", "max", "topk_mean"]
-MEMORY_FILL_KEYS = ("coreset_fraction", "layout_stride", "layout_multiscale")  # what the memories hold
+MEMORY_FILL_KEYS = ("coreset_fraction", "layout_stride", "layout_multiscale", "layout_zoom")  # what the memories hold
 SWIN_T = "swin_tiny_patch4_window7_224"
 
 
@@ -105,10 +105,7 @@ class BottleneckConfig:
     token_init_std: float = 0.0
 
     def validate(self, path: str = "bottleneck") -> None:
-        for name in ("dim", "depth", "encoder_heads", "decoder_heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
+        check_ints(self, path, ("dim", "depth", "encoder_heads", "decoder_heads"))
         for name in ("encoder_heads", "decoder_heads"):
             if self.dim % getattr(self, name):
                 fail(f"{path}.{name}", f"must divide bottleneck.dim={self.dim}, got {getattr(self, name)}")
@@ -144,10 +141,7 @@ class DecoderConfig:
     def validate(self, path: str = "decoder") -> None:
         if len(self.depths) != 2 or any(not isinstance(d, int) or d < 0 for d in self.depths):
             fail(f"{path}.depths", f"must be two non-negative integers, got {self.depths!r}")
-        for name in ("head_dim", "window_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
+        check_ints(self, path, ("head_dim", "window_size"))
         check_positive(f"{path}.mlp_ratio", self.mlp_ratio)
         if not (0.0 <= self.drop_path_rate < 1.0):
             fail(f"{path}.drop_path_rate", f"must be in [0, 1), got {self.drop_path_rate!r}")
@@ -227,6 +221,8 @@ class ScoringConfig:
             ``relation`` (the same, less what each cell scores alone) or ``whole`` (nearest map).
         layout_stride: the layout grid: 16 (stride-16 tap) or 8 (stride-8 tap + stride-16 up-sampled).
         layout_multiscale: at stride 8, a grid per tap, a part each (on in the presets; off here for old checkpoints).
+        layout_zoom: the stride-8 layout grid reads the input up-sampled by this factor (to a multiple
+            of 32 px), so that a small part spans more cells (1: the input as it is; 1.4 in the presets).
         coreset_fraction: share of the training patches kept in the patch memory.
         fusion: ``fixed`` (alpha, beta as in eq. 6) or ``calibrated``: every part is z-scored by its
             own image scores on the normal held-out images and the fusion takes the maximum.
@@ -247,6 +243,7 @@ class ScoringConfig:
     layout_match: LayoutMatch = "relation"
     layout_stride: LayoutStride = 8
     layout_multiscale: bool = False
+    layout_zoom: float = 1.0
     coreset_fraction: float = 0.1
     fusion: Literal["fixed", "calibrated"] = "fixed"
 
@@ -264,6 +261,8 @@ class ScoringConfig:
         check_non_negative(f"{path}.sigma", self.sigma)
         if not (0.0 < self.top_k_fraction <= 1.0):
             fail(f"{path}.top_k_fraction", f"must be in (0, 1], got {self.top_k_fraction!r}")
+        if not (1.0 <= self.layout_zoom <= 4.0):
+            fail(f"{path}.layout_zoom", f"must be in [1, 4], got {self.layout_zoom!r}")
         if not (0.0 < self.coreset_fraction <= 1.0):
             fail(f"{path}.coreset_fraction", f"must be in (0, 1], got {self.coreset_fraction!r}")
         for name in ("memory", "position_memory", "layout_memory"):
@@ -311,10 +310,8 @@ class TrainConfig:
     cache_features: bool = True
 
     def validate(self, path: str = "train") -> None:
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                fail(f"{path}.{name}", f"must be a positive integer, got {value!r}")
+        check_ints(self, path, ("epochs", "batch_size"))
+        check_ints(self, path, ("seed", "num_workers"), minimum=0)
         check_positive(f"{path}.lr", self.lr)
         check_positive(f"{path}.lr_final", self.lr_final)
         if not (0.0 <= self.lr_step_fraction <= 1.0):
@@ -323,12 +320,8 @@ class TrainConfig:
             fail(f"{path}.betas", f"must be two numbers in [0, 1), got {self.betas!r}")
         check_non_negative(f"{path}.weight_decay", self.weight_decay)
         check_positive(f"{path}.eps", self.eps)
-        if not isinstance(self.seed, int) or self.seed < 0:
-            fail(f"{path}.seed", f"must be a non-negative integer, got {self.seed!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             fail(f"{path}.device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            fail(f"{path}.num_workers", f"must be a non-negative integer, got {self.num_workers!r}")
         check_non_negative(f"{path}.grad_clip_norm", self.grad_clip_norm)
         if not isinstance(self.cache_features, bool):
             fail(f"{path}.cache_features", f"must be true or false, got {self.cache_features!r}")
@@ -369,6 +362,13 @@ class GLCFConfig:
             fail("bottleneck.patch_sizes", f"patch {p4} does not tile the {grid}x{grid} stride-32 grid")
         if self.encoder.is_swin and self.image_size != 224:
             fail("image_size", f"the Swin-T encoder needs 224 px inputs, got {self.image_size}")
+        if self.encoder.is_swin and self.zoomed_size != self.image_size:
+            fail("scoring.layout_zoom", f"the Swin-T encoder reads 224 px only: use 1, got {self.scoring.layout_zoom}")
+
+    @property
+    def zoomed_size(self) -> int:
+        """Input side of the stride-8 layout grid: ``image_size`` times ``scoring.layout_zoom``, to a multiple of 32."""
+        return 32 * max(1, round(self.image_size * self.scoring.layout_zoom / 32))
 
     @property
     def token_grid(self) -> int:

@@ -40,6 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "position_memory": True,
             "layout_memory": True,
             "layout_multiscale": True,
+            "layout_zoom": 1.4,
         },
         "train": {
             "epochs": 30,

@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-__all__ = ["check_literals", "check_non_negative", "check_positive", "fail", "from_mapping", "to_dict"]
+__all__ = ["check_ints", "check_literals", "check_non_negative", "check_positive", "fail", "from_mapping", "to_dict"]
 
 
 def fail(path: str, message: str) -> None:
@@ -26,6 +26,14 @@ def fail(path: str, message: str) -> None:
 def check_positive(path: str, value: float) -> None:
     if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
         fail(path, f"must be a positive finite number, got {value!r}")
+
+
+def check_ints(obj: Any, path: str, names: tuple[str, ...], minimum: int = 1) -> None:
+    """Each field ``names`` of ``obj`` is an integer of at least ``minimum`` (0 or 1)."""
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            fail(f"{path}.{name}", f"must be a {'positive' if minimum else 'non-negative'} integer, got {value!r}")
 
 
 def check_non_negative(path: str, value: float) -> None:

@@ -51,20 +51,21 @@ class FrozenEncoder(nn.Module):
         """Keep eval mode whatever ``mode`` is (no DropPath / BatchNorm updates in the frozen encoder)."""
         return super().train(False)
 
-    def taps(self, x: Tensor) -> list[Tensor]:
+    def taps(self, x: Tensor, depth: int = 4) -> list[Tensor]:
         raise NotImplementedError
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, depth: int = 4) -> list[Tensor]:
         """Compute the taps without gradient.
 
         Args:
             x: normalised images ``[B, 3, S, S]``.
+            depth: how many taps, from the first: the network stops after the last one asked for.
 
         Returns:
-            ``[E1, E2, E3, E4]``, each ``[B, C_k, S / 2**(k+1), S / 2**(k+1)]``.
+            ``[E1, E2, E3, E4][:depth]``, each ``[B, C_k, S / 2**(k+1), S / 2**(k+1)]``.
         """
         with torch.no_grad():
-            return self.taps(x)
+            return self.taps(x, depth)
 
 
 class SwinStageInputEncoder(FrozenEncoder):
@@ -89,11 +90,11 @@ class SwinStageInputEncoder(FrozenEncoder):
         self.mean, self.std = mean, std
         self.freeze()
 
-    def taps(self, x: Tensor) -> list[Tensor]:
+    def taps(self, x: Tensor, depth: int = 4) -> list[Tensor]:
         layers = self.backbone.layers
         e = self.backbone.patch_embed(x)  # E1 [B, S/4, S/4, C]
         out = [e]
-        for i in range(3):
+        for i in range(min(depth, 4) - 1):
             e = layers[i + 1].downsample(layers[i].blocks(e))  # E_{i+2}: merge of stage-(i+1) block output
             out.append(e)
         return [t.permute(0, 3, 1, 2).contiguous() for t in out]  # NHWC -> NCHW
@@ -157,8 +158,34 @@ class PyramidEncoder(FrozenEncoder):
         self.mean, self.std = mean, std
         self.freeze()
 
-    def taps(self, x: Tensor) -> list[Tensor]:
-        return list(self.backbone(x))
+    def taps(self, x: Tensor, depth: int = 4) -> list[Tensor]:
+        if depth < len(self.out_indices):
+            first = _first_taps(self.backbone, x, depth)
+            if first is not None:
+                return first
+        return list(self.backbone(x))[:depth]
+
+
+def _first_taps(net: nn.Module, x: Tensor, depth: int) -> list[Tensor] | None:
+    """The first ``depth`` taps of a timm ``features_only`` network, stopping after the last one; ``None`` for
+    a kind of network not known here. Hand-written: timm's feature networks always run to their last tap."""
+    out: list[Tensor] = []
+    if hasattr(net, "return_layers") and hasattr(net, "items"):  # FeatureListNet: a flat sequence of modules
+        for name, module in net.items():
+            x = module(x)
+            if name in net.return_layers:
+                out.append(x)
+                if len(out) == depth:
+                    return out
+    elif getattr(net, "feature_hooks", True) is None and hasattr(net, "_stage_out_idx"):  # EfficientNetFeatures
+        x = net.bn1(net.conv_stem(x))
+        out += [x] if 0 in net._stage_out_idx else []
+        for i, block in enumerate(net.blocks):
+            if len(out) == depth:
+                return out
+            x = block(x)
+            out += [x] if i + 1 in net._stage_out_idx else []
+    return None
 
 
 def build_encoder(name: str, weights: str, image_size: int = 224) -> FrozenEncoder:

@@ -13,7 +13,9 @@ of normal parts well enough to call it normal. A memory of the normal images' ow
   stride-8 tap beside the stride-16 tap up-sampled to it), which resolves parts of a few pixels.
   With ``layout_multiscale`` each of the two taps keeps its own grid and gives its own score: the
   stride-8 grid the relations of small parts (a mark, a level), the stride-16 grid those of large
-  ones (a colour), which the finer cells split over many pairs. It gives an image-level global
+  ones (a colour), which the finer cells split over many pairs. A stride-8 grid reads its taps
+  from the input up-sampled by ``layout_zoom`` (the model computes them, :meth:`layout_cells` takes
+  them as ``zoomed``): a part of a few pixels then fills a cell instead of sharing it. It gives an image-level global
   score that flags a relation between distant parts that no normal image shows, even when every
   part is normal on its own. Three ways to match (``layout_match``):
 
@@ -67,6 +69,7 @@ LAYOUT_TAPS: dict[tuple[int, bool], tuple[tuple[int, ...], ...]] = {
     (8, False): ((1, 2),),
     (8, True): ((1,), (2,)),
 }
+_ZOOMED_TAP = 1  # the grids whose finest tap is the stride-8 one read the up-sampled input (layout_zoom)
 
 
 def greedy_coreset(features: Tensor, size: int, seed: int = 0, proj_dim: int = 128) -> Tensor:
@@ -210,6 +213,11 @@ class NormalMemory(nn.Module):
         self.register_buffer("position_precision", torch.zeros(0, position_dim, position_dim))
 
     @property
+    def zoomed_depth(self) -> int:
+        """How many encoder taps, from the first, the grids that read the zoomed input need (0: none)."""
+        return max((1 + max(g) for g in self.layout_taps if g[0] == _ZOOMED_TAP), default=0)
+
+    @property
     def filled(self) -> bool:
         return self.patch_bank.shape[0] > 0 and self.layout_bank.shape[0] > 0
 
@@ -231,33 +239,43 @@ class NormalMemory(nn.Module):
         return _pooled_pair(taps[0], taps[1])
 
     @staticmethod
-    def layout_dims(channels: tuple[int, ...], image_size: int, stride: int, multiscale: bool) -> tuple[int, int]:
-        """``(length, cells)`` of the layout vector of the encoder taps ``channels`` at ``image_size``."""
-        taps = LAYOUT_TAPS[stride, multiscale]
-        grids = [(sum(channels[i] for i in g), (image_size // (4 << g[0])) ** 2) for g in taps]  # tap i: stride 4 * 2^i
+    def layout_dims(
+        channels: tuple[int, ...], image_size: int, stride: int, multiscale: bool, zoomed_size: int | None = None
+    ) -> tuple[int, int]:
+        """``(length, cells)`` of the layout vector of the encoder taps ``channels`` at ``image_size`` (the
+        stride-8 grids at ``zoomed_size``, by default the same)."""
+        sizes = {_ZOOMED_TAP: zoomed_size or image_size}
+        grids = [  # tap i: stride 4 * 2^i
+            (sum(channels[i] for i in g), (sizes.get(g[0], image_size) // (4 << g[0])) ** 2)
+            for g in LAYOUT_TAPS[stride, multiscale]
+        ]
         return sum(c * p for c, p in grids), sum(p for _, p in grids)
 
-    def layout_cells(self, taps: list[Tensor]) -> list[Tensor]:
-        """``[B, C_g, P_g]`` per layout grid: its map, one column per grid cell."""
+    def layout_cells(self, taps: list[Tensor], zoomed: list[Tensor] | None = None) -> list[Tensor]:
+        """``[B, C_g, P_g]`` per layout grid: its map, one column per grid cell; the stride-8 grids from
+        ``zoomed`` (the taps of the up-sampled input) when given."""
         grids = []
         for group in self.layout_taps:
-            finest, *coarser = (taps[i].float() for i in group)
+            source = zoomed if zoomed is not None and group[0] == _ZOOMED_TAP else taps
+            finest, *coarser = (source[i].float() for i in group)
             size = finest.shape[-2:]
             ups = [F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in coarser]
             grids.append(torch.cat([finest, *ups], dim=1).flatten(2))
         return grids
 
-    def layout_features(self, taps: list[Tensor]) -> Tensor:
+    def layout_features(self, taps: list[Tensor], zoomed: list[Tensor] | None = None) -> Tensor:
         """``[B, sum_g C_g * P_g]``: the layout maps, flattened with their positions, side by side."""
-        return torch.cat([g.flatten(1) for g in self.layout_cells(taps)], dim=1)
+        return torch.cat([g.flatten(1) for g in self.layout_cells(taps, zoomed)], dim=1)
 
     @torch.no_grad()
-    def fill(self, taps_batches: Iterable[list[Tensor]], seed: int = 0) -> None:
-        """Build both banks from the encoder taps of every training image."""
+    def fill(self, taps_batches: Iterable[list[Tensor] | tuple[list[Tensor], list[Tensor]]], seed: int = 0) -> None:
+        """Build the banks from the encoder taps of every training image: per batch its taps, or the pair
+        ``(taps, zoomed)`` with the taps of its up-sampled input for the stride-8 layout grids."""
         patches, layouts, shapes = [], [], []
         gaussian = _PositionGaussian()
-        for taps in taps_batches:
-            grids = self.layout_cells(taps)
+        for batch in taps_batches:
+            taps, zoomed = (batch, None) if isinstance(batch[0], Tensor) else batch
+            grids = self.layout_cells(taps, zoomed)
             shapes = [tuple(g.shape[1:]) for g in grids]
             gaussian.add(self.position_features(taps))
             p = self.patch_features(taps)
@@ -309,9 +327,10 @@ class NormalMemory(nn.Module):
         d = (torch.bmm(y, self.position_precision) * y).sum(-1).clamp_min(0).sqrt()  # [P, B]
         return d.T.reshape(b, 1, h, w)
 
-    def layout_distance(self, taps: list[Tensor], match: str) -> Tensor:
+    def layout_distance(self, taps: list[Tensor], match: str, zoomed: list[Tensor] | None = None) -> Tensor:
         """``[B, G]`` layout scores of every image: per grid its worst pair of cells, or ``[B, 1]``: the
-        distance of its whole map (every grid) to the nearest training image's.
+        distance of its whole map (every grid) to the nearest training image's. ``zoomed``: as
+        :meth:`layout_cells` takes it (and as the memory was filled).
 
         ``match`` is a scoring choice (``scoring.layout_match``), not part of the memory: one filled
         memory serves both.
@@ -320,8 +339,8 @@ class NormalMemory(nn.Module):
             msg = f"layout_match: must be one of {', '.join(LAYOUT_MATCHES)}, got {match!r}"
             raise ValueError(msg)
         if match == "whole":
-            return _nearest(self.layout_features(taps), self.layout_bank.float())[:, None]
-        queries = self.layout_cells(taps)
+            return _nearest(self.layout_features(taps, zoomed), self.layout_bank.float())[:, None]
+        queries = self.layout_cells(taps, zoomed)
         shapes = [tuple(q.shape[1:]) for q in queries]
         scales = self.cell_scale.split([p for _, p in shapes])
         scores = [

@@ -91,7 +91,9 @@ class GLCFModel(nn.Module):
         self.pem_taps = pem_taps
         c1, c2, c3 = encoder.channels[:3]
         stride, multiscale = config.scoring.layout_stride, config.scoring.layout_multiscale
-        layout_dim, cells = NormalMemory.layout_dims(encoder.channels, config.image_size, stride, multiscale)
+        layout_dim, cells = NormalMemory.layout_dims(
+            encoder.channels, config.image_size, stride, multiscale, config.zoomed_size
+        )
         self.memory = NormalMemory(
             c2 + c3,
             layout_dim,
@@ -158,7 +160,7 @@ class GLCFModel(nn.Module):
         patch = layout = position = None
         if not self.training and self.memory.filled:  # the memories keep the encoder's own (raw) features
             patch = self.memory.patch_distance(raw)
-            layout = self.memory.layout_distance(raw, self.config.scoring.layout_match)
+            layout = self.memory.layout_distance(raw, self.config.scoring.layout_match, self.zoomed_taps(x))
             if self.config.scoring.position_memory:
                 position = self.memory.position_distance(raw)
         return GLCFFeatures(taps[:3], global_corr, local_est, global_est, patch, layout, position)
@@ -168,7 +170,35 @@ class GLCFModel(nn.Module):
         """Fill the normal memories (:mod:`glcf.model.memory`) from batches of normalised training images
         (or their raw encoder taps, as :meth:`forward` takes them)."""
         device = next(self.parameters()).device
-        self.memory.fill((self.raw_taps(x if isinstance(x, list | tuple) else x.to(device)) for x in images), seed=seed)
+
+        def inputs(x: Tensor | Sequence[Tensor]) -> list[Tensor] | tuple[list[Tensor], list[Tensor]]:
+            x = x if isinstance(x, list | tuple) else x.to(device)
+            zoomed = self.zoomed_taps(x)
+            return self.raw_taps(x) if zoomed is None else (self.raw_taps(x), zoomed)
+
+        self.memory.fill((inputs(x) for x in images), seed=seed)
+
+    @property
+    def memory_reads_images(self) -> bool:
+        """Whether filling the memories needs the images themselves (their cached taps do not do)."""
+        return self.config.zoomed_size != self.config.image_size and self.memory.zoomed_depth > 0
+
+    def zoomed_taps(self, x: Tensor | Sequence[Tensor]) -> list[Tensor] | None:
+        """The encoder's first raw taps (as many as the stride-8 layout grids read) of the input up-sampled
+        to ``config.zoomed_size`` (``scoring.layout_zoom``); ``None`` without a zoom.
+
+        Raises:
+            ValueError: ``x`` is cached encoder taps, from which no up-sampled input can be made.
+        """
+        if not self.memory_reads_images:
+            return None
+        size = self.config.zoomed_size
+        if isinstance(x, list | tuple):
+            msg = f"scoring.layout_zoom={self.config.scoring.layout_zoom}: the layout memory reads images, not taps"
+            raise ValueError(msg)
+        zoomed = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        # channels-last: the same taps, and the early blocks' depthwise convolutions run faster on a CPU
+        return self.encoder(zoomed.contiguous(memory_format=torch.channels_last), depth=self.memory.zoomed_depth)
 
     def heads(self, g: Tensor, o: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """The three decoders on the representations of :meth:`represent`: global correspondence (from ``g``),

@@ -153,9 +153,10 @@ def fit(
     start_epoch, history = _start(run, strategy.agree(resume_from), len(dataset))  # type: ignore[arg-type]
     drop_last = len(dataset) >= cfg.batch_size  # type: ignore[arg-type]
     t_start = time.perf_counter()
-    dataset = _training_dataset(model, dataset, cfg, run.device)
-    images_total = _train_epochs(run, dataset, start_epoch, history, drop_last, on_epoch_end)
-    _fill_memory(model, dataset, cfg.batch_size, run.device, cfg.seed)
+    epoch_data = _training_dataset(model, dataset, cfg, run.device)
+    images_total = _train_epochs(run, epoch_data, start_epoch, history, drop_last, on_epoch_end)
+    fill_data = dataset if getattr(model, "memory_reads_images", False) else epoch_data
+    _fill_memory(model, fill_data, cfg.batch_size, run.device, cfg.seed)
     seconds = time.perf_counter() - t_start
     return FitResult(
         history=history,

@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pair_layout": {"model.scoring.layout_match": "pairs"},
     "coarse_layout": {"model.scoring.layout_stride": 16},
     "single_layout": {"model.scoring.layout_multiscale": False},
+    "no_layout_zoom": {"model.scoring.layout_zoom": 1.0},
     "global_peak": {"model.scoring.global_image_score": None},
     "size_128": {"model.image_size": 128},
 }

@@ -28,6 +28,9 @@ from glcf.presets import preset
         ({"encoder": {"weights": "internet"}}, "encoder.weights"),
         ({"encoder": {"weights": "file:"}}, "encoder.weights"),
         ({"encoder": {"name": "swin_tiny_patch4_window7_224"}, "image_size": 256}, "image_size"),
+        ({"encoder": {"name": "swin_tiny_patch4_window7_224"}, "image_size": 224}, "scoring.layout_zoom"),
+        ({"scoring": {"layout_zoom": 0.5}}, "scoring.layout_zoom"),
+        ({"train": {"seed": -1}}, "train.seed"),
         ({"loss": {"global_estimation": -1.0}}, "loss.global_estimation"),
         ({"loss": {"stop_gradient_global_target": "yes"}}, "loss.stop_gradient_global_target"),
         ({"ablation": {"sam": 0}}, "ablation.sam"),
@@ -38,6 +41,12 @@ from glcf.presets import preset
 def test_bad_values_name_the_field(data: dict, field: str) -> None:
     with pytest.raises(ValueError, match="^" + re.escape(field)):
         config_from_dict(data, base=preset("default"))
+
+
+def test_the_zoomed_layout_input_is_a_multiple_of_32() -> None:
+    assert preset("default").zoomed_size == 224  # 160 px x 1.4
+    assert preset("default", image_size=128).zoomed_size == 192  # 179.2 px, rounded
+    assert preset("tiny").zoomed_size == preset("paper").zoomed_size - 160 == 64  # no zoom
 
 
 def test_presets_hold_the_paper_numbers() -> None:

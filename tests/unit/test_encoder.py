@@ -28,6 +28,8 @@ def test_swin_tap_shapes(swin: SwinStageInputEncoder) -> None:
     assert [tuple(t.shape) for t in taps] == [(2, 96, 56, 56), (2, 192, 28, 28), (2, 384, 14, 14), (2, 768, 7, 7)]
     assert swin.channels == (96, 192, 384, 768)
     assert all(t.is_contiguous() for t in taps)
+    first = swin(torch.randn(2, 3, 224, 224), depth=2)
+    assert [tuple(t.shape) for t in first] == [(2, 96, 56, 56), (2, 192, 28, 28)]
 
 
 def test_swin_taps_are_stage_inputs_recomputed_by_hooks(swin: SwinStageInputEncoder) -> None:
@@ -77,12 +79,29 @@ def test_cnn_taps_match_the_classifier_blocks() -> None:
     assert [tuple(t.shape) for t in taps] == [(2, 24, 56, 56), (2, 40, 28, 28), (2, 112, 14, 14), (2, 320, 7, 7)]
     for tap, ref in zip(taps, seen, strict=True):
         torch.testing.assert_close(tap, ref)
+    _assert_first_taps_stop_early(enc, enc.backbone.blocks[-1], x, taps)
+
+
+def _assert_first_taps_stop_early(enc: PyramidEncoder, deepest: torch.nn.Module, x: torch.Tensor, taps: list) -> None:
+    """``enc(x, depth=k)``: the first ``k`` taps, bit for bit, without running ``deepest`` (the last tap's module)."""
+    ran: list[bool] = []
+    hook = deepest.register_forward_hook(lambda m, i, o: ran.append(True))
+    for depth in (1, 2, 3):
+        first = enc(x, depth=depth)
+        assert len(first) == depth
+        assert not ran
+        for tap, ref in zip(first, taps, strict=False):
+            torch.testing.assert_close(tap, ref, rtol=0, atol=0)
+    hook.remove()
 
 
 def test_other_cnn_pyramids_and_rejection() -> None:
     enc = build_encoder("resnet18", "none", 64)
     assert enc.channels == (64, 128, 256, 512)
-    assert [t.shape[-1] for t in enc(torch.randn(1, 3, 64, 64))] == [16, 8, 4, 2]
+    x = torch.randn(1, 3, 64, 64)
+    taps = enc(x)
+    assert [t.shape[-1] for t in taps] == [16, 8, 4, 2]
+    _assert_first_taps_stop_early(enc, dict(enc.backbone.items())["layer4"], x, taps)  # timm's FeatureListNet
     with pytest.raises(ValueError, match="stride 4"):
         build_encoder("vit_tiny_patch16_224", "none", 224)  # one stride-16 map only
 

@@ -47,9 +47,12 @@ def normalised(batch: np.ndarray, model: torch.nn.Module) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A tiny model with the default's scoring (all three memories, calibrated fusion), exported once."""
+    """A tiny model with the default's scoring (all three memories, calibrated fusion, both layout grids,
+    the stride-8 one from the up-sampled input), exported once."""
     torch.manual_seed(0)
     model = build_glcf(preset("tiny", scoring=preset("default").scoring.__dict__)).eval()
+    assert model.memory.layout_taps == ((1,), (2,))
+    assert model.memory_reads_images
     with torch.no_grad():
         for p in model.trainable_parameters():
             p.add_(0.01 * torch.randn_like(p))
