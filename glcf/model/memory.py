@@ -51,13 +51,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from glcf.config import LayoutMatch, LayoutStride
+from glcf.model.pairs import cell_distances, worst_pair
 
 __all__ = ["NormalMemory", "greedy_coreset"]
 
 _CHUNK = 4096
 _POSITION_RIDGE = 0.01  # added to every covariance's diagonal (PaDiM's choice): keeps it invertible
-_PAIR_BLOCK = 1 << 20  # elements of one [B, rows, cols, N] block of pair sums, in process
-_GRAPH_PAIR_BLOCK = 1 << 18  # the same for one image where torch exports (onnxruntime: fastest at 40-50 cells a side)
 LAYOUT_MATCHES: tuple[str, ...] = get_args(LayoutMatch)
 LAYOUT_STRIDES: tuple[int, ...] = get_args(LayoutStride)
 #: The layout grids at each ``(layout_stride, layout_multiscale)``: per grid, the encoder taps (by index)
@@ -103,58 +102,6 @@ def _pooled_pair(fine: Tensor, coarse: Tensor) -> Tensor:
     b = F.avg_pool2d(coarse.float(), 3, 1, 1)
     b = F.interpolate(b, size=a.shape[-2:], mode="bilinear", align_corners=False)
     return torch.cat([a, b], dim=1)
-
-
-def cell_distances(queries: Tensor, bank: Tensor) -> Tensor:
-    """``[B, N, P]`` distance of each query's grid cell to the same cell of each bank map (``[*, C, P]``).
-
-    In process ``cdist`` without its matrix-product shortcut: exact, and the same whatever the batch.
-    The ONNX exporter has no ``cdist``: there the squares are ``|a|^2 + |b|^2 - 2 a.b``, one matrix
-    product per cell (the sums written out would be a ``[P, B, N, C]`` block of differences). Both
-    sides are first centred on the bank's mean of the cell (a constant of the graph), which leaves
-    the distances unchanged and keeps the norms, and so the rounding of their difference, small.
-    """
-    if torch.compiler.is_exporting():
-        mean = bank.mean(0, keepdim=True)
-        a, b = (queries - mean).permute(2, 0, 1), (bank - mean).permute(2, 1, 0)  # [P, B, C], [P, C, N]
-        squares = a.pow(2).sum(-1, keepdim=True) + b.pow(2).sum(1, keepdim=True) - 2 * (a @ b)
-        return squares.clamp_min(0).sqrt().permute(1, 2, 0)
-    a, b = queries.permute(2, 0, 1), bank.permute(2, 0, 1)
-    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist").permute(1, 2, 0)
-
-
-def worst_pair(d: Tensor, *, relation: bool = False) -> Tensor:
-    """``[B]``: ``max_{i<j} min_n (d[:, n, i] + d[:, n, j])`` of scaled cell distances ``d`` ``[B, N, P]``.
-
-    With ``relation`` each pair's separate best matches ``min_n d[:, n, i] + min_n d[:, n, j]`` are
-    subtracted: only what the pair adds to its cells is scored. Hand-written (no library scores pairs
-    of cells). The pairs run in square blocks of cells, ``i`` in one block and ``j`` in the same or a
-    later one: each block's ``[B, rows, cols, N]`` sums (``N`` innermost, so the minimum reads
-    contiguous memory) stay small, only the pairs ``i < j`` are summed (about half of ``P x P``), and
-    no ``P x P`` matrix is built, only each block's maximum. Where torch exports, a block's size
-    depends on ``N`` alone (the batch is symbolic there): 45 blocks at ``N = 120``, ``P = 400``. Every
-    pair is computed by the same operations whatever the blocks, so the score does not depend on them.
-    """
-    b, n, p = d.shape
-    cells = d.transpose(1, 2)  # [B, P, N]
-    alone = cells.amin(2)
-    if p == 1:  # no pair: the cell with itself
-        best = (cells[:, 0] + cells[:, 0]).amin(1)
-        return best - alone[:, 0] - alone[:, 0] if relation else best
-    budget = _GRAPH_PAIR_BLOCK if torch.compiler.is_exporting() else _PAIR_BLOCK // max(1, b)
-    step = max(1, math.isqrt(budget // max(1, n)))
-    worst = []
-    for r0 in range(0, p, step):
-        for c0 in range(r0, p, step):
-            r1, c1 = min(p, r0 + step), min(p, c0 + step)
-            best = (cells[:, r0:r1, None, :] + cells[:, None, c0:c1, :]).amin(3)  # [B, rows, cols]
-            if relation:
-                best = best - alone[:, r0:r1, None] - alone[:, None, c0:c1]
-            if r0 == c0:  # a block on the diagonal: its pairs i < j only
-                upper = torch.ones(r1 - r0, c1 - c0, dtype=torch.bool, device=d.device).triu(1)
-                best = best.masked_fill(~upper, -math.inf)
-            worst.append(best.flatten(1).amax(1))
-    return torch.stack(worst, 1).amax(1)
 
 
 def _nearest(queries: Tensor, bank: Tensor) -> Tensor:

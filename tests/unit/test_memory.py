@@ -14,9 +14,10 @@ from glcf import build_glcf, preset
 from glcf.inference import calibrate
 from glcf.inference.scoring import AnomalyScorer
 from glcf.metrics.threshold import calibrate_threshold
-from glcf.model import memory as memory_module
+from glcf.model import pairs as pairs_module
 from glcf.model.checkpoint import load_trainable_state, trainable_state_dict
-from glcf.model.memory import LAYOUT_STRIDES, LAYOUT_TAPS, NormalMemory, cell_distances, greedy_coreset, worst_pair
+from glcf.model.memory import LAYOUT_STRIDES, LAYOUT_TAPS, NormalMemory, greedy_coreset
+from glcf.model.pairs import cell_distances, worst_pair
 
 
 def test_greedy_coreset_covers_every_cluster() -> None:
@@ -249,7 +250,35 @@ def test_worst_pair_in_blocks_is_the_whole_pair_matrix(
     i, j = torch.triu_indices(cells, cells, 1)
     want = best[:, i, j].amax(1) if cells > 1 else best[:, 0, 0]
     for block in (1, 3 * 5 * 4, 1 << 20):  # one cell, two cells and every cell a side
-        monkeypatch.setattr(memory_module, "_PAIR_BLOCK", block)
+        monkeypatch.setattr(pairs_module, "_PAIR_BLOCK", block)
+        assert torch.equal(worst_pair(d, relation=relation), want)
+
+
+@pytest.mark.parametrize("relation", [True, False])
+@pytest.mark.parametrize("cells", [2, 7, 30, 120])
+@pytest.mark.parametrize("levels", [0, 4])
+def test_bounded_worst_pair_is_the_whole_pair_matrix(
+    monkeypatch: pytest.MonkeyPatch, relation: bool, cells: int, levels: int
+) -> None:
+    """With a bank of more than a few images, only the pairs that can be the worst are computed in full:
+    bit for bit the worst pair of the whole matrix, with ties (``levels``: distances of four values), a
+    relation planted in a pair, and however few pairs are computed first or images bound them."""
+    gen = torch.Generator().manual_seed(cells + levels)
+    d = torch.rand(3, 40, cells, generator=gen) * 3
+    if levels:
+        d = (d * levels).floor() / levels
+    d[1, :20, 0] += 2.0  # image 1: cells 0 and 1 each match well, but never in the same training image
+    d[1, 20:, 1] += 2.0
+    best = (d[..., :, None] + d[..., None, :]).amin(1)
+    if relation:
+        alone = d.amin(1)
+        best = best - alone[:, :, None] - alone[:, None, :]
+    i, j = torch.triu_indices(cells, cells, 1)
+    want = best[:, i, j].amax(1)
+    monkeypatch.setattr(pairs_module, "_blocked_worst_pair", None)  # not this path: calling it fails
+    for first, images in ((64, 4), (1, 1), (1, 16)):
+        monkeypatch.setattr(pairs_module, "_FIRST_PAIRS", first)
+        monkeypatch.setattr(pairs_module, "_BOUND_IMAGES", images)
         assert torch.equal(worst_pair(d, relation=relation), want)
 
 
